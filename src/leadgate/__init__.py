@@ -1,0 +1,3 @@
+"""leadgate: decide which leads go to sales, and when."""
+
+__version__ = "0.1.0"

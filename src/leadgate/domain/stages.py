@@ -1,0 +1,128 @@
+"""Stage decisions from a breakdown, and the words that explain them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from leadgate.domain.conditions import format_duration
+from leadgate.domain.model import ScoringModel
+from leadgate.domain.scoring import Breakdown, RuleResult
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Where a lead stands and why: the rules behind it, the threshold, the model version."""
+
+    lead_id: str
+    stage: str
+    score: float
+    cause: str
+    rule_ids: tuple[str, ...]
+    threshold: float | None
+    model_version: str
+    reason: str | None = None  # the disqualification reason, if any
+
+
+def contributing(breakdown: Breakdown) -> list[RuleResult]:
+    """Rules that gave points, largest effect first (ties by rule id)."""
+    scored = [r for r in breakdown.rules if round(r.points, 9) != 0]
+    return sorted(scored, key=lambda r: (-abs(r.points), r.rule_id))
+
+
+def decide(breakdown: Breakdown, model: ScoringModel) -> Decision:
+    """new, nurturing, mql, sql or disqualified, as DESIGN.md defines them."""
+    total = breakdown.total
+    t = model.thresholds
+    rule_ids = tuple(r.rule_id for r in contributing(breakdown) if r.points > 0)
+
+    def make(
+        stage: str,
+        cause: str,
+        ids: tuple[str, ...],
+        threshold: float | None,
+        reason: str | None = None,
+    ) -> Decision:
+        return Decision(
+            breakdown.lead_id, stage, total, cause, ids, threshold, breakdown.model_version, reason
+        )
+
+    if breakdown.disqualified is not None:
+        dq = breakdown.disqualified
+        detail = f" ({dq.detail})" if dq.detail else ""
+        return make(
+            "disqualified", f"{dq.reason}: {dq.label}{detail}", (dq.rule_id,), None, dq.reason
+        )
+    window = format_duration(model.intent_window)
+    if total >= t.sql and breakdown.intent is not None:
+        intent = breakdown.intent
+        cause = (
+            f"score {total:.1f} >= SQL threshold {t.sql:g} and {intent.event_type} "
+            f"on {intent.at:%Y-%m-%d} (within {window})"
+        )
+        return make("sql", cause, (*rule_ids, f"intent:{intent.event_type}"), t.sql)
+    if total >= t.mql:
+        cause = f"score {total:.1f} >= MQL threshold {t.mql:g}"
+        if total >= t.sql:
+            cause += f"; no intent action within {window} for SQL"
+        return make("mql", cause, rule_ids, t.mql)
+    if breakdown.events_seen == 0:
+        return make("new", f"no activity yet; score {total:.1f}", rule_ids, t.mql)
+    return make("nurturing", f"score {total:.1f} < MQL threshold {t.mql:g}", rule_ids, t.mql)
+
+
+def _num(value: float) -> str:
+    text = f"{value:+.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def describe_rule(result: RuleResult) -> str:
+    """``+10 pricing page (3 events, 20 before decay, capped)``."""
+    details: list[str] = []
+    if result.kind == "fit":
+        return f"{_num(result.points)} {result.label}"
+    if result.kind in ("event", "return_after_gap"):
+        noun = "return" if result.kind == "return_after_gap" else "event"
+        details.append(f"{result.matched} {noun}{'s' if result.matched != 1 else ''}")
+    if result.note:
+        details.append(result.note)
+    if abs(result.raw - result.points) >= 0.05:
+        details.append(f"{result.raw:g} before decay")
+    return (
+        f"{_num(result.points)} {result.label} ({', '.join(details)})"
+        if details
+        else (f"{_num(result.points)} {result.label}")
+    )
+
+
+def reasons(breakdown: Breakdown) -> str:
+    """One line: every rule that gave points, largest first."""
+    parts = [describe_rule(r) for r in contributing(breakdown)]
+    if breakdown.disqualified is not None:
+        parts.insert(
+            0, f"disqualified: {breakdown.disqualified.reason} ({breakdown.disqualified.label})"
+        )
+    return "; ".join(parts)
+
+
+def explain(breakdown: Breakdown, decision: Decision) -> str:
+    """A readable, multi-line explanation of one lead's score and stage."""
+    b = breakdown
+    lines = [
+        f"lead {b.lead_id}: {decision.stage.upper()}, score {b.total:.1f} "
+        f"(fit {b.fit:.1f}, engagement {b.engagement:.1f})",
+        f"  as of {b.as_of:%Y-%m-%d %H:%M} UTC, model {b.model_name} {b.model_version}, "
+        f"{b.events_seen} events",
+        f"  why: {decision.cause}",
+    ]
+    named = {k: v for k, v in b.groups.items() if k not in ("fit", "engagement")}
+    if named:
+        lines.append("  groups: " + ", ".join(f"{k} {v:.1f}" for k, v in named.items()))
+    scored = contributing(b)
+    if scored:
+        lines.append("  points:")
+        lines += [f"    {describe_rule(r)}" for r in scored]
+    else:
+        lines.append("  points: none")
+    if b.intent is not None:
+        lines.append(f"  intent: {b.intent.event_type} at {b.intent.at:%Y-%m-%d %H:%M} UTC")
+    return "\n".join(lines)
