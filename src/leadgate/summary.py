@@ -15,6 +15,7 @@ from leadgate.domain.model import (
     Rule,
     ScoringModel,
 )
+from leadgate.services.scoring import StageTable
 
 
 def _limits(rule: Rule) -> str:
@@ -46,14 +47,36 @@ def _when(rule: Rule) -> str:
     return rule.match.describe()
 
 
+def stage_table(table: StageTable) -> Table:
+    """Leads per stage, with the share that converted when outcomes are known."""
+    grid = Table("stage", "leads", "share", title="Leads per stage")
+    total = sum(table.counts.values()) or 1
+    if table.has_outcomes:
+        grid.add_column("converted")
+    for stage, n, rate in table.rows():
+        row = [stage, f"{n:,}", f"{n / total:.1%}"]
+        if table.has_outcomes:
+            row.append("-" if rate is None else f"{rate:.1%}")
+        grid.add_row(*row)
+    if table.has_outcomes:
+        everyone = table.conversion(table.counts)
+        ready = table.conversion(("mql", "sql"))
+        grid.caption = (
+            f"converted overall {everyone:.1%}; MQL+SQL {ready:.1%}"
+            if everyone is not None and ready is not None
+            else None
+        )
+    return grid
+
+
 def model_summary(model: ScoringModel) -> Group:
     decay = format_duration(model.half_life) if model.half_life else "none"
     head = Text.assemble(
         (f"{model.name}", "bold"),
         f" version {model.version}  ({model.source})\n",
-        f"MQL at {model.thresholds.mql:g}, SQL at {model.thresholds.sql:g} with an intent action "
-        f"in the last {format_duration(model.intent_window)}; hand over at {model.handover.upper()}; "
-        f"engagement half-life {decay}",
+        f"MQL at {model.thresholds.mql:g}, SQL at {model.thresholds.sql:g} with an intent "
+        f"action in the last {format_duration(model.intent_window)}; "
+        f"hand over at {model.handover.upper()}; engagement half-life {decay}",
     )
     rules = Table("rule", "kind", "points", "when", "limits", "decay", title="Engagement rules")
     for rule in model.rules:

@@ -181,7 +181,7 @@ def build_condition(
         want = value
         test = lambda a: (a is not None and a != "") == want  # noqa: E731
     elif op in ("in_list", "not_in_list"):
-        if value not in lists:
+        if not isinstance(value, str) or value not in lists:
             known = ", ".join(sorted(lists)) or "none"
             raise ValueError(f"unknown list {value!r} (known lists: {known})")
         members = lists[value]

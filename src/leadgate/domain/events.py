@@ -117,7 +117,7 @@ def parse_timestamp(text: str) -> datetime:
     fixed = re.sub(r"([.,])(\d{6})\d+", r"\1\2", fixed)
     try:
         return to_utc(datetime.fromisoformat(fixed))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ValueError(f"not a valid timestamp: {text!r} ({exc})") from None
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from leadgate.domain.conditions import format_duration
+from leadgate.domain.events import Event
 from leadgate.domain.model import ScoringModel
-from leadgate.domain.scoring import Breakdown, RuleResult
+from leadgate.domain.scoring import Award, Breakdown, RuleResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +106,26 @@ def reasons(breakdown: Breakdown) -> str:
     return "; ".join(parts)
 
 
-def explain(breakdown: Breakdown, decision: Decision) -> str:
-    """A readable, multi-line explanation of one lead's score and stage."""
+def _event_line(award: Award, event: Event | None) -> str:
+    what = event.type if event else award.event_id
+    if event is not None:
+        detail = next((str(event.properties[k]) for k in _SHOWN if event.properties.get(k)), "")
+        what = f"{what} {detail}".strip()
+    decayed = f" -> {award.points:+.1f}" if abs(award.points - award.raw) >= 0.05 else ""
+    return f"      {award.at:%Y-%m-%d %H:%M} {what} ({award.raw:+g}{decayed})"
+
+
+_SHOWN = ("path", "asset", "campaign", "form", "webinar", "message", "body")
+
+
+def explain(
+    breakdown: Breakdown, decision: Decision, events: Sequence[Event] = (), per_rule: int = 5
+) -> str:
+    """A readable, multi-line explanation of one lead's score and stage.
+
+    With ``events``, each rule lists (up to ``per_rule`` of) the events that
+    earned its points.
+    """
     b = breakdown
     lines = [
         f"lead {b.lead_id}: {decision.stage.upper()}, score {b.total:.1f} "
@@ -119,10 +139,20 @@ def explain(breakdown: Breakdown, decision: Decision) -> str:
         lines.append("  groups: " + ", ".join(f"{k} {v:.1f}" for k, v in named.items()))
     scored = contributing(b)
     if scored:
+        by_id = {e.id: e for e in events}
         lines.append("  points:")
-        lines += [f"    {describe_rule(r)}" for r in scored]
+        for r in scored:
+            lines.append(f"    {describe_rule(r)}")
+            if by_id:
+                lines += [_event_line(a, by_id.get(a.event_id)) for a in r.awards[:per_rule]]
+                if len(r.awards) > per_rule:
+                    lines.append(f"      ... and {len(r.awards) - per_rule} more")
     else:
         lines.append("  points: none")
     if b.intent is not None:
         lines.append(f"  intent: {b.intent.event_type} at {b.intent.at:%Y-%m-%d %H:%M} UTC")
+    if b.disqualified is not None:
+        dq = b.disqualified
+        detail = f": {dq.detail}" if dq.detail else ""
+        lines.append(f"  disqualified: {dq.reason} by rule {dq.rule_id} ({dq.label}){detail}")
     return "\n".join(lines)
