@@ -571,9 +571,9 @@ def test_read_timestamp_matches_parse_timestamp(parts: tuple[Any, ...]) -> None:
 
 
 def test_timestamp_outside_the_calendar_is_a_value_error() -> None:
-    with pytest.raises(ValueError, match="timestamp out of range: '0001-01-01T00:00:00"):
+    with pytest.raises(ValueError, match=r"'0001-01-01T00:00:00\+14:00'.*out of range"):
         read_timestamp("0001-01-01T00:00:00+14:00")
-    with pytest.raises(InvalidRow, match=r"^timestamp: timestamp out of range"):
+    with pytest.raises(InvalidRow, match=r"^timestamp: not a valid timestamp: .*out of range"):
         map_event_row({"lead_id": "L", "type": "x", "timestamp": "0001-01-01T00:00+01:00"})
 
 

@@ -70,10 +70,7 @@ def read_timestamp(text: str) -> datetime:
             return datetime.fromisoformat(text)
         except ValueError:
             pass
-    try:
-        return parse_timestamp(text)
-    except OverflowError:
-        raise ValueError(f"timestamp out of range: {text!r}") from None
+    return parse_timestamp(text)
 
 
 def stable_id(data: Any) -> str:
