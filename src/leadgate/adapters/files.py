@@ -264,6 +264,7 @@ def write_results(
         return _write(sys.stdout.buffer, rows, format or "jsonl", columns)
     p = Path(path)
     fmt = format or ("jsonl" if suffix_format(p) == "json" else suffix_format(p))
+    p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("wb") as raw:

@@ -130,7 +130,7 @@ def explain(
     lines = [
         f"lead {b.lead_id}: {decision.stage.upper()}, score {b.total:.1f} "
         f"(fit {b.fit:.1f}, engagement {b.engagement:.1f})",
-        f"  as of {b.as_of:%Y-%m-%d %H:%M} UTC, model {b.model_name} {b.model_version}, "
+        f"  as of {b.as_of:%Y-%m-%d %H:%M} UTC, model {b.model_name}@{b.model_version}, "
         f"{b.events_seen} events",
         f"  why: {decision.cause}",
     ]
