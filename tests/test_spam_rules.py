@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from leadgate.adapters.model_source import read_model
+from leadgate.domain.conditions import Condition
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMS = DATA / "spam" / "sms_spam_collection" / "SMSSpamCollection"
@@ -47,3 +48,26 @@ def test_spam_text_catches_most_spam_and_no_normal_messages(
 def test_spam_text_leaves_business_questions_alone(text: str) -> None:
     rule = next(d for d in read_model(None).disqualifiers if d.id == "spam-text")
     assert rule.text is not None and not rule.text.test(text)
+
+
+def _job_rule() -> Condition:
+    rule = next(d for d in read_model(None).disqualifiers if d.id == "job-seeker")
+    assert rule.text is not None
+    return rule.text
+
+
+@pytest.mark.parametrize(
+    ("text", "flagged"),
+    [
+        ("Hi, I'm looking for an internship in web design this summer. My CV is attached.", True),
+        ("Are you hiring junior developers? Please find my resume attached.", True),
+        ("Do you have any job openings for a graduate SEO role?", True),
+        ("I'd like to apply for the junior designer position.", True),
+        ("Can we resume the website project next month?", False),
+        ("Do you build job boards?", False),
+        ("We are hiring an agency for our rebrand.", False),
+        ("Looking for a partner for our SEO.", False),
+    ],
+)
+def test_job_seeker_text(text: str, flagged: bool) -> None:
+    assert _job_rule().test(text) is flagged

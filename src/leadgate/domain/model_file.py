@@ -87,8 +87,16 @@ class _ModelReader:
         who = f"rule '{rule_id}': " if rule_id else ""
         self.problems.append(f"{self.doc.where(path)}: {who}{message}")
 
-    def check_keys(self, data: dict[str, Any], allowed: set[str], path: Path, what: str) -> None:
-        rule_id = data.get("id") if isinstance(data.get("id"), str) else None
+    def check_keys(
+        self,
+        data: dict[str, Any],
+        allowed: set[str],
+        path: Path,
+        what: str,
+        rule_id: str | None = None,
+    ) -> None:
+        if rule_id is None and isinstance(data.get("id"), str):
+            rule_id = data["id"]
         for key in data:
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
@@ -228,16 +236,22 @@ class _ModelReader:
 
     # -- parts -----------------------------------------------------------------
     def conditions(
-        self, spec: Any, path: Path, rule_id: str | None, fields: Callable[[str], str | None]
+        self,
+        spec: Any,
+        path: Path,
+        rule_id: str | None,
+        fields: Callable[[str], str | None],
+        short: bool = False,
     ) -> tuple[Condition, ...]:
+        """Checked conditions; ``short`` is the inline form (``field: x`` and operators)."""
         out: list[Condition] = []
-        for name, _op, result in build_conditions(spec, self.lists):
+        for name, op, result in build_conditions(spec, self.lists):
             if isinstance(result, str):
-                self.fail((*path, name), result, rule_id)
+                self.fail((*path, op) if short else (*path, name, op), result, rule_id)
                 continue
             problem = fields(name)
             if problem:
-                self.fail((*path, name), problem, rule_id)
+                self.fail((*path, "field") if short else (*path, name), problem, rule_id)
             out.append(result)
         return tuple(out)
 
@@ -260,18 +274,24 @@ class _ModelReader:
         if not isinstance(raw, str) or not raw:
             self.fail((*path, "event"), "needs an 'event' type", rule_id)
             return None
-        event = canonical_event_type(raw)
-        if event not in CANONICAL_EVENTS and event not in self.custom_events:
-            self.fail(
-                (*path, "event"),
-                f"unknown event type '{raw}' (declare custom ones under 'custom_events:')",
-                rule_id,
-            )
+        event = self.event_type(raw, (*path, "event"), rule_id)
+        if event is None:
             return None
         where = self.conditions(
             data.get("where") or {}, (*path, "where"), rule_id, self.event_field_check(event)
         )
         return Match(event=event, where=where)
+
+    def event_type(self, raw: str, path: Path, rule_id: str | None) -> str | None:
+        event = canonical_event_type(raw)
+        if event not in CANONICAL_EVENTS and event not in self.custom_events:
+            self.fail(
+                path,
+                f"unknown event type '{raw}' (declare custom ones under 'custom_events:')",
+                rule_id,
+            )
+            return None
+        return event
 
     def read_intent(self, item: Any, path: Path) -> Match | None:
         if not isinstance(item, dict):
@@ -300,7 +320,8 @@ class _ModelReader:
                 (*path, "kind"), f"unknown rule kind '{kind}' (known: {', '.join(RULE_KEYS)})", rid
             )
             return None
-        self.check_keys(item, RULE_KEYS[kind], path, f"a {kind} rule")
+        article = "an" if kind == "event" else "a"
+        self.check_keys(item, RULE_KEYS[kind], path, f"{article} {kind} rule")
         points = self.number(item.get("points"), (*path, "points"), rid, "points")
         group = item.get("group")
         if group is not None and group not in self.groups:
@@ -355,7 +376,7 @@ class _ModelReader:
                 path, "cap must be a mapping: {total: N} and/or {period: 1d, period_max: N}", rid
             )
             return None
-        self.check_keys(value, {"total", "period", "period_max"}, path, "a cap")
+        self.check_keys(value, {"total", "period", "period_max"}, path, "a cap", rid)
         total = value.get("total")
         if total is not None:
             total = self.number(total, (*path, "total"), rid, "cap total")
@@ -389,7 +410,7 @@ class _ModelReader:
             if not isinstance(spec, dict):
                 self.fail((*path, side), f"a ratio rule needs '{side}': {{event, distinct}}", rid)
                 continue
-            self.check_keys(spec, {"event", "where", "distinct"}, (*path, side), f"the {side}")
+            self.check_keys(spec, {"event", "where", "distinct"}, (*path, side), f"the {side}", rid)
             match = self.match(spec, (*path, side), rid)
             distinct = spec.get("distinct")
             if not isinstance(distinct, str):
@@ -453,6 +474,9 @@ class _ModelReader:
     ) -> tuple[Condition, ...] | None:
         """Conditions from ``where:`` or the short form ``field: x`` plus operators inline."""
         if "where" in item:
+            if not item["where"]:
+                self.fail((*path, "where"), "'where' needs at least one test", rid)
+                return None
             return self.conditions(item["where"], (*path, "where"), rid, self.attribute_check)
         if "field" not in item:
             self.fail(path, "needs 'field' with a test (e.g. matches: ...) or 'where'", rid)
@@ -463,7 +487,9 @@ class _ModelReader:
                 path, f"field '{item['field']}' has no test (e.g. in: [...], matches: ...)", rid
             )
             return None
-        return self.conditions({str(item["field"]): ops}, path, rid, self.attribute_check)
+        return self.conditions(
+            {str(item["field"]): ops}, path, rid, self.attribute_check, short=True
+        )
 
     def read_disqualifier(self, item: Any, path: Path) -> Disqualifier | None:
         rid = self.rule_id(item, path)
@@ -497,9 +523,11 @@ class _ModelReader:
                 return None
             events = item.get("event") or []
             events = [events] if isinstance(events, str) else events
-            return replace(
-                base, text=text, text_events=tuple(canonical_event_type(str(e)) for e in events)
-            )
+            if not isinstance(events, list):
+                self.fail((*path, "event"), "'event' must be an event type or a list of them", rid)
+                return None
+            types = [self.event_type(str(e), (*path, "event"), rid) for e in events]
+            return replace(base, text=text, text_events=tuple(t for t in types if t))
         if "event" in item:
             self.check_keys(
                 item, {"id", "label", "reason", "event", "where"}, path, "an event disqualifier"

@@ -16,7 +16,7 @@ import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -110,9 +110,12 @@ def decay_factor(age: timedelta, half_life: timedelta | None) -> float:
 
 
 def prepare_events(events: Iterable[Event], as_of: datetime) -> list[Event]:
-    """Events up to ``as_of``, one per id, in (timestamp, id) order."""
+    """Events up to ``as_of``, one per id, in (timestamp, id) order, with UTC timestamps."""
     chosen: dict[str, Event] = {}
     for event in events:
+        if event.timestamp.tzinfo is not UTC:
+            # Same-zone datetimes subtract as wall-clock times: move to UTC instants.
+            event = replace(event, timestamp=to_utc(event.timestamp))
         if event.timestamp > as_of:
             continue
         held = chosen.get(event.id)
@@ -196,15 +199,17 @@ class _CapState:
         self.used = 0.0
         self.period_used: dict[int, float] = defaultdict(float)
         self.capped = False
+        self.total_reached = False
+        self.period_reached = False
 
     def describe(self) -> str:
-        """``capped at 20``, ``capped at 4 per 1d``: the limits that were reached."""
+        """``capped at 20 in total``, ``capped at 4 per 1d``: the limits that were reached."""
         if not self.capped or self.cap is None:
             return ""
         parts = []
-        if self.cap.total is not None:
+        if self.total_reached:
             parts.append(f"{self.cap.total:g} in total")
-        if self.cap.period is not None and self.cap.period_max is not None:
+        if self.period_reached and self.cap.period is not None:
             parts.append(f"{self.cap.period_max:g} per {format_duration(self.cap.period)}")
         return "capped at " + " and ".join(parts)
 
@@ -215,9 +220,13 @@ class _CapState:
         bucket = 0
         if self.cap.period is not None and self.cap.period_max is not None:
             bucket = int((at - EPOCH).total_seconds() // self.cap.period.total_seconds())
-            size = min(size, max(0.0, self.cap.period_max - self.period_used[bucket]))
+            room = max(0.0, self.cap.period_max - self.period_used[bucket])
+            self.period_reached |= room < size
+            size = min(size, room)
         if self.cap.total is not None:
-            size = min(size, max(0.0, self.cap.total - self.used))
+            room = max(0.0, self.cap.total - self.used)
+            self.total_reached |= room < size
+            size = min(size, room)
         if size < abs(points):
             self.capped = True
         self.used += size

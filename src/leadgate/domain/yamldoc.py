@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,10 @@ def _convert(node: yaml.Node, path: Path, lines: dict[Path, int], source: str) -
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader("").construct_object(key_node, deep=True)
+            key = _scalar(key_node, source)
+            if not isinstance(key, Hashable):
+                line = key_node.start_mark.line + 1
+                raise SpecError([f"{source}:{line}: a key must be a plain value, got {key!r}"])
             child = (*path, str(key))
             if key in out:
                 lines[child] = key_node.start_mark.line + 1
@@ -71,5 +75,14 @@ def _convert(node: yaml.Node, path: Path, lines: dict[Path, int], source: str) -
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*path, i), lines, source) for i, item in enumerate(node.value)]
-    loader = yaml.SafeLoader("")
-    return loader.construct_object(node, deep=True)
+    return _scalar(node, source)
+
+
+def _scalar(node: yaml.Node, source: str) -> Any:
+    """The value of a node; values YAML cannot build (``2024-02-30``) name their line."""
+    try:
+        return yaml.SafeLoader("").construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        line = node.start_mark.line + 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError([f"{source}:{line}: bad value: {problem}"]) from None
