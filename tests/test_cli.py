@@ -230,7 +230,7 @@ def test_explain_unknown_lead(files: tuple[Path, Path]) -> None:
         ([], "give --leads, --events or both"),
         (["--leads", "{leads}", "--at", "yesterday"], "--at: not an ISO 8601 timestamp"),
         (["--leads", "{leads}", "--model", "nope.yaml"], "nope.yaml: no such model file"),
-        (["--leads", "{leads}", "--mapping", "nope.yaml"], "nope.yaml: no such mapping file"),
+        (["--leads", "{leads}", "--mapping", "nope.yaml"], "--mapping nope.yaml: no such file"),
     ],
 )
 def test_score_errors_name_the_problem(
@@ -280,3 +280,146 @@ def test_simulate_is_deterministic(tmp_path: Path) -> None:
         outputs.append((events.read_bytes(), truth.read_bytes()))
     assert outputs[0] == outputs[1]
     assert len(outputs[0][1].splitlines()) == 51
+
+
+def test_truncated_gzip_keeps_rows_read_and_names_the_file(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl.gz"
+    result = runner.invoke(
+        app,
+        ["simulate", "--leads", "300", "--out", str(events), "--truth", str(tmp_path / "t.csv")],
+    )
+    assert result.exit_code == 0, result.output
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(events.read_bytes()[: events.stat().st_size // 2])
+    out = tmp_path / "scored.csv"
+    result = runner.invoke(app, ["score", "--events", str(cut), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "cut.jsonl.gz" in result.output and "ends early or is corrupt" in result.output
+    assert 0 < len(_read_csv(out)) < 300
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("scored.txt", "give a file ending in .csv, .jsonl"),
+        (".", "is a directory; give a file name"),
+    ],
+)
+def test_bad_output_is_refused_before_any_work(
+    files: tuple[Path, Path], tmp_path: Path, out: str, message: str
+) -> None:
+    leads, _ = files
+    target = tmp_path / out if out != "." else tmp_path
+    result = runner.invoke(app, ["score", "--leads", str(leads), "--out", str(target)])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_a_directory_given_as_input(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["score", "--leads", str(tmp_path), "--out", str(tmp_path / "o.csv")]
+    )
+    assert result.exit_code == 2
+    assert "is a directory, not a file" in result.output
+
+
+def test_unreadable_leads_file_is_fatal(tmp_path: Path) -> None:
+    leads = tmp_path / "semi.csv"
+    leads.write_text("lead_id;email\nL1;a@b.io\n")
+    result = runner.invoke(app, ["score", "--leads", str(leads), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2
+    assert "semi.csv:1" in result.output and "no lead could be read" in result.output
+
+
+def test_outcomes_use_a_converted_column_and_refuse_unclear_values(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    leads, events = files
+    truth = tmp_path / "truth.csv"
+    truth.write_text("lead_id,converted\nL1,1\nL2,0\nL3,0\nL4,0\n")
+    out = tmp_path / "o.csv"
+    args = ["score", "--leads", str(leads), "--events", str(events), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--outcomes", str(truth)])
+    assert result.exit_code == 0, result.output
+    assert "converted overall 25.0%" in result.output
+    truth.write_text("lead_id,converted\nL1,maybe\n")
+    result = runner.invoke(app, [*args, "--outcomes", str(truth)])
+    assert result.exit_code == 2
+    assert "truth.csv:2: outcome 'maybe' is not yes/no" in result.output
+    result = runner.invoke(app, [*args, "--outcome-column", "converted"])
+    assert result.exit_code == 2 and "need --outcomes FILE" in result.output
+
+
+def test_events_after_now_are_ignored_with_a_warning(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    leads, events = files
+    with events.open("a") as f:
+        f.write(
+            json.dumps(
+                {
+                    "id": "late",
+                    "lead_id": "L1",
+                    "type": "page_viewed",
+                    "timestamp": "2099-01-01T00:00:00Z",
+                    "properties": {},
+                }
+            )
+            + "\n"
+        )
+    out = tmp_path / "o.csv"
+    result = runner.invoke(
+        app, ["score", "--leads", str(leads), "--events", str(events), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "1 event dated after now are ignored" in result.output
+
+
+def test_repeated_lead_ids_are_reported(tmp_path: Path) -> None:
+    leads = tmp_path / "dup.csv"
+    leads.write_text("lead_id,email\nD1,a@b.io\nD1,c@d.io\n")
+    out = tmp_path / "o.csv"
+    result = runner.invoke(app, ["score", "--leads", str(leads), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 lead row repeated an earlier lead id" in result.output
+    assert _read_csv(out)["D1"]["email"] == "c@d.io"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "same.jsonl", "--truth", "same.jsonl"], "give a file ending in .csv"),
+        (["--out", "e.csv", "--truth", "t.csv"], "give a file ending in .jsonl, .ndjson"),
+        (["--out", "e.jsonl", "--truth", "t.csv", "--seed", "-1"], "Invalid value"),
+        (["--out", "e.jsonl", "--truth", "t.csv", "--events-per-lead", "inf"], "Invalid value"),
+    ],
+)
+def test_simulate_refuses_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
+    argv = [str(tmp_path / a) if a.endswith((".jsonl", ".csv")) else a for a in args]
+    result = runner.invoke(app, ["simulate", "--leads", "5", *argv])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_scores_are_never_rounded_across_a_threshold(tmp_path: Path) -> None:
+    model = tmp_path / "m.yaml"
+    model.write_text(
+        "name: t\nthresholds: {mql: 40, sql: 40}\nrules:\n"
+        "  - {id: visit, event: page_viewed, points: 39.996}\n"
+    )
+    events = tmp_path / "e.jsonl"
+    events.write_text(
+        json.dumps(
+            {"id": "1", "lead_id": "L", "type": "page_viewed", "timestamp": "2026-01-01T00:00:00Z"}
+        )
+        + "\n"
+    )
+    out = tmp_path / "o.csv"
+    result = runner.invoke(
+        app, ["score", "--events", str(events), "--model", str(model), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    row = _read_csv(out)["L"]
+    assert row["stage"] == "nurturing"
+    assert float(row["score"]) < 40
+    assert "score 39.996 < MQL threshold 40" in row["cause"]

@@ -177,7 +177,7 @@ def test_once_per_counts_each_object_once() -> None:
     m = rules("- {id: guides, event: asset_downloaded, once_per: asset, points: 8}")
     events = [ev("asset_downloaded", at(hours=h), asset=a) for h, a in enumerate("aaba")]
     r = result(score(m, events), "guides")
-    assert (r.points, r.matched, r.note) == (16, 4, "2 distinct asset")
+    assert (r.points, r.matched, r.note) == (16, 4, "2 distinct assets")
 
 
 def test_once_per_treats_a_missing_property_as_one_object() -> None:
@@ -195,7 +195,7 @@ def test_once_per_with_cap() -> None:
     events = [ev("asset_downloaded", at(hours=h), asset=a) for h, a in enumerate("abacd")]
     r = result(score(m, events), "g")
     assert [a.raw for a in r.awards] == [8, 8, 4]
-    assert r.note == "4 distinct asset, capped at 20 in total"
+    assert r.note == "4 distinct assets, capped at 20 in total"
 
 
 # -- count rules ----------------------------------------------------------------------------

@@ -90,41 +90,88 @@ def _model(path: Path | None) -> ScoringModel:
         raise fail(f"the model {path} has {len(exc.problems)} problem(s)") from None
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n:,} {word if n == 1 else many or word + 's'}"
+
+
+def _input_file(name: str, path: Path | None) -> None:
+    if path is None:
+        return
+    if path.is_dir():
+        raise fail(f"{name} {path}: is a directory, not a file")
+    if not path.is_file():
+        raise fail(f"{name} {path}: no such file")
+
+
+OUTPUT_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json")
+
+
+def _output_file(name: str, path: Path, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> None:
+    """Refuse an output path before any work is done, not after."""
+    if str(path) == "-":
+        return
+    if path.is_dir():
+        raise fail(f"{name} {path}: is a directory; give a file name")
+    suffix = path.suffixes[-2] if path.suffix == ".gz" and len(path.suffixes) > 1 else path.suffix
+    if suffix.lower() not in suffixes:
+        raise fail(f"{name} {path}: give a file ending in {', '.join(suffixes)} (optionally .gz)")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise fail(f"{name} {path}: {parent} is a file, not a folder")
+
+
 def _mapping(path: Path | None) -> SourceMapping | None:
     if path is None:
         return None
+    _input_file("--mapping", path)
     try:
         return load_mapping(path)
-    except FileNotFoundError:
-        raise fail(f"{path}: no such mapping file") from None
     except MappingError as exc:
         err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         raise fail(f"the mapping {path} is not valid") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise fail(f"--mapping {path}: cannot read it ({exc})") from None
 
 
 def _load(leads: Path | None, events: Path | None, mapping: Path | None) -> Loaded:
     if leads is None and events is None:
         raise fail("give --leads, --events or both")
-    for name, path in (("--leads", leads), ("--events", events)):
-        if path is not None and not path.is_file():
-            raise fail(f"{name} {path}: no such file")
+    _input_file("--leads", leads)
+    _input_file("--events", events)
     parsed = _mapping(mapping)
     try:
         with err.status("reading...") as status:
-            return load_sources(
+            loaded = load_sources(
                 leads, events, parsed, lambda n: status.update(f"reading... {n:,} rows")
             )
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
+    if leads is not None and loaded.leads_read == 0 and loaded.errors:
+        _report_errors(loaded)
+        raise fail(f"--leads {leads}: no lead could be read")
+    return loaded
 
 
 def _as_of(at: str | None, loaded: Loaded) -> datetime:
+    """--at, else the latest event read, but never later than now."""
     if at is not None:
         try:
             return parse_timestamp(at)
         except ValueError as exc:
             raise fail(f"--at: {exc}") from None
-    return loaded.inputs.latest or datetime.now(UTC)
+    now = datetime.now(UTC)
+    latest = loaded.inputs.latest
+    if latest is None:
+        return now
+    if latest > now:
+        future = sum(e.timestamp > now for es in loaded.inputs.events.values() for e in es)
+        err.print(
+            f"warning: {plural(future, 'event')} dated after now are ignored; "
+            "give --at to score at another time",
+            highlight=False,
+        )
+        return now
+    return latest
 
 
 def _report_errors(loaded: Loaded, limit: int = 20) -> None:
@@ -132,6 +179,12 @@ def _report_errors(loaded: Loaded, limit: int = 20) -> None:
         err.print(f"skipped {error}", highlight=False, markup=False, soft_wrap=True)
     if len(loaded.errors) > limit:
         err.print(f"... and {len(loaded.errors) - limit:,} more unreadable rows")
+    if loaded.duplicate_leads:
+        err.print(
+            f"note: {plural(loaded.duplicate_leads, 'lead row')} repeated an earlier lead id; "
+            "later rows override earlier attributes",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -157,6 +210,10 @@ def score(
     ] = None,
 ) -> None:
     """Score leads from files and write each lead's stage, score and reasons."""
+    _output_file("--out", out_file)
+    if outcomes is None and (outcome_id or outcome_column):
+        raise fail("--outcome-id and --outcome-column need --outcomes FILE")
+    _input_file("--outcomes", outcomes)
     scoring_model = _model(model)
     loaded = _load(leads, events, mapping)
     known = loaded.outcomes or None
@@ -179,9 +236,9 @@ def score(
         raise fail(f"--out {out_file}: {exc.strerror or exc}") from None
     _report_errors(loaded)
     err.print(
-        f"scored {written:,} leads ({loaded.inputs.event_count:,} events) as of "
+        f"scored {plural(written, 'lead')} ({plural(loaded.inputs.event_count, 'event')}) as of "
         f"{as_of:%Y-%m-%d %H:%M} UTC with {scoring_model.name}@{scoring_model.version}; "
-        f"{len(loaded.errors):,} unreadable rows; wrote {out_file}",
+        f"{plural(len(loaded.errors), 'unreadable row')}; wrote {out_file}",
         highlight=False,
     )
     err.print(stage_table(table))
@@ -214,14 +271,24 @@ def simulate(
         Path, typer.Option("--out", "-o", help="Events file (Segment JSON lines; .gz compresses).")
     ],
     truth: Annotated[Path, typer.Option("--truth", help="Ground-truth CSV: who bought.")],
-    leads: Annotated[int, typer.Option("--leads", min=1, help="Number of people.")] = 1000,
-    days: Annotated[int, typer.Option("--days", min=1, help="Days of history.")] = 90,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same file).")] = 1,
+    leads: Annotated[
+        int, typer.Option("--leads", min=1, max=100_000_000, help="Number of people.")
+    ] = 1000,
+    days: Annotated[int, typer.Option("--days", min=1, max=3650, help="Days of history.")] = 90,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, max=2**63 - 1, help="Random seed (same seed, same file)."),
+    ] = 1,
     events_per_lead: Annotated[
-        float, typer.Option("--events-per-lead", min=1.0, help="Average events per person.")
+        float,
+        typer.Option("--events-per-lead", min=1.0, max=1000.0, help="Average events per person."),
     ] = 20.0,
 ) -> None:
     """Write a deterministic event history of a B2B agency's website, with ground truth."""
+    _output_file("--out", out_file, (".jsonl", ".ndjson"))
+    _output_file("--truth", truth, (".csv",))
+    if out_file.resolve() == truth.resolve():
+        raise fail("--out and --truth must be different files")
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("simulating", total=leads)
         try:
@@ -238,8 +305,8 @@ def simulate(
             raise fail(f"{exc.filename}: {exc.strerror}") from None
     mix = ", ".join(f"{name} {n:,}" for name, n in sorted(summary.personas.items()))
     err.print(
-        f"wrote {summary.events:,} events for {summary.leads:,} people to {out_file} "
-        f"and the truth to {truth} ({summary.converted:,} bought)\n{mix}",
+        f"wrote {plural(summary.events, 'message')} for {plural(summary.leads, 'person', 'people')}"
+        f" to {out_file} and the truth to {truth} ({summary.converted:,} bought)\n{mix}",
         highlight=False,
     )
 

@@ -25,6 +25,7 @@ import gzip
 import io
 import os
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -221,12 +222,16 @@ def _segment_items(
 
 
 def collect_links(path: str | Path, format: Format | None = None) -> dict[str, str]:
-    """First pass: anonymousId (or alias previousId) -> userId, first link seen wins."""
+    """First pass: anonymousId (or alias previousId) -> userId, first link seen wins.
+
+    A compressed file that ends early gives the links read so far; the second
+    pass reports where it ends.
+    """
     p = Path(path)
     links: dict[str, str] = {}
     fmt = format or detect_format(p)
     if fmt == "jsonl":
-        with open_bytes(p) as f:
+        with open_bytes(p) as f, contextlib.suppress(EOFError, gzip.BadGzipFile, zlib.error):
             for raw in f:
                 if _LINK_MARKERS[0] in raw or _LINK_MARKERS[1] in raw:
                     with contextlib.suppress(orjson.JSONDecodeError):

@@ -6,8 +6,10 @@ collected before failing, so one run shows everything to fix.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -66,6 +68,15 @@ FIT_KEYS = {"id", "label", "points", "group", "field", "where"}
 DISQUALIFY_KEYS = {"id", "label", "reason", "field", "where", "event", "text_matches", "honeypot"}
 
 
+MAX_POINTS = 1e9
+
+
+def _hint(word: str, known: Iterable[str]) -> str:
+    """``; did you mean 'points'?`` when a known word is close."""
+    close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def load_model(text: str, source: str = "<model>") -> ScoringModel:
     """Parse and check a model; raise SpecError listing every problem."""
     return _ModelReader(parse_yaml(text, source), text).read()
@@ -101,7 +112,9 @@ class _ModelReader:
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
                 self.fail(
-                    (*path, key), f"unknown key '{key}' in {what} (allowed: {known})", rule_id
+                    (*path, key),
+                    f"unknown key '{key}' in {what} (allowed: {known}){_hint(str(key), allowed)}",
+                    rule_id,
                 )
 
     def duration(self, value: Any, path: Path, rule_id: str | None = None) -> timedelta | None:
@@ -114,6 +127,11 @@ class _ModelReader:
     def number(self, value: Any, path: Path, rule_id: str | None, what: str) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, f"{what} must be a number, got {value!r}", rule_id)
+            return None
+        if not math.isfinite(value) or abs(value) > MAX_POINTS:
+            self.fail(
+                path, f"{what} must be a finite number up to {MAX_POINTS:g}, got {value!r}", rule_id
+            )
             return None
         return float(value)
 
@@ -138,6 +156,11 @@ class _ModelReader:
             raise SpecError(self.problems)
         assert thresholds is not None and intent_window is not None
         digest = hashlib.sha256(self.text.encode()).hexdigest()[:12]
+        for key in ("name", "version"):
+            if key in data and not isinstance(data[key], str | int | float):
+                self.fail((key,), f"'{key}' must be text, got {data[key]!r}")
+        if self.problems:
+            raise SpecError(self.problems)
         return ScoringModel(
             name=str(data.get("name", "unnamed")),
             version=str(data.get("version", digest)),
@@ -260,14 +283,17 @@ class _ModelReader:
             known = CANONICAL_EVENTS.get(event)
             if known is None or name.split(".")[0] in known:
                 return None
-            return f"unknown event field '{name}' for {event} (known: {', '.join(sorted(known))})"
+            hint = _hint(name.split(".")[0], known)
+            listed = ", ".join(sorted(known))
+            return f"unknown event field '{name}' for {event} (known: {listed}){hint}"
 
         return check
 
     def attribute_check(self, name: str) -> str | None:
         if name in self.attributes:
             return None
-        return f"unknown lead attribute '{name}' (declare custom ones under 'attributes:')"
+        hint = _hint(name, self.attributes)
+        return f"unknown lead attribute '{name}' (declare custom ones under 'attributes:'){hint}"
 
     def match(self, data: dict[str, Any], path: Path, rule_id: str | None) -> Match | None:
         raw = data.get("event")
@@ -284,10 +310,12 @@ class _ModelReader:
 
     def event_type(self, raw: str, path: Path, rule_id: str | None) -> str | None:
         event = canonical_event_type(raw)
-        if event not in CANONICAL_EVENTS and event not in self.custom_events:
+        known = self.custom_events
+        if event not in CANONICAL_EVENTS and event not in known:
             self.fail(
                 path,
-                f"unknown event type '{raw}' (declare custom ones under 'custom_events:')",
+                f"unknown event type '{raw}' (declare custom ones under 'custom_events:')"
+                + _hint(event, CANONICAL_EVENTS.keys() | known),
                 rule_id,
             )
             return None

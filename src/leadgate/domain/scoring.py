@@ -272,7 +272,11 @@ def _event_rule(
         raw = cap.take(rule.points, event.timestamp)
         if raw != 0.0:
             awards.append(_award(event, raw, as_of, rule.half_life))
-    notes = [f"{len(seen)} distinct {rule.once_per}" if rule.once_per else "", cap.describe()]
+    plural = "" if len(seen) == 1 else "s"
+    notes = [
+        f"{len(seen)} distinct {rule.once_per}{plural}" if rule.once_per else "",
+        cap.describe(),
+    ]
     return _finish(rule, "event", awards, len(events), cap.capped, ", ".join(n for n in notes if n))
 
 

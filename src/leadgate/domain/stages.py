@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from leadgate.domain.conditions import format_duration
@@ -31,10 +31,21 @@ def contributing(breakdown: Breakdown) -> list[RuleResult]:
     return sorted(scored, key=lambda r: (-abs(r.points), r.rule_id))
 
 
+def shown(value: float, thresholds: Iterable[float] = (), digits: int = 1) -> str:
+    """``value`` rounded for people, never rounded across a threshold (39.99 is not "40.0")."""
+    limits = list(thresholds)
+    for places in range(digits, 10):
+        text = f"{value:.{places}f}"
+        if all((float(text) >= t) == (value >= t) for t in limits):
+            return text
+    return repr(value)
+
+
 def decide(breakdown: Breakdown, model: ScoringModel) -> Decision:
     """new, nurturing, mql, sql or disqualified, as DESIGN.md defines them."""
     total = breakdown.total
     t = model.thresholds
+    score = shown(total, (t.mql, t.sql))
     rule_ids = tuple(r.rule_id for r in contributing(breakdown) if r.points > 0)
 
     def make(
@@ -58,18 +69,18 @@ def decide(breakdown: Breakdown, model: ScoringModel) -> Decision:
     if total >= t.sql and breakdown.intent is not None:
         intent = breakdown.intent
         cause = (
-            f"score {total:.1f} >= SQL threshold {t.sql:g} and {intent.event_type} "
+            f"score {score} >= SQL threshold {t.sql:g} and {intent.event_type} "
             f"on {intent.at:%Y-%m-%d} (within {window})"
         )
         return make("sql", cause, (*rule_ids, f"intent:{intent.event_type}"), t.sql)
     if total >= t.mql:
-        cause = f"score {total:.1f} >= MQL threshold {t.mql:g}"
+        cause = f"score {score} >= MQL threshold {t.mql:g}"
         if total >= t.sql:
             cause += f"; no intent action within {window} for SQL"
         return make("mql", cause, rule_ids, t.mql)
     if breakdown.events_seen == 0:
-        return make("new", f"no activity yet; score {total:.1f}", rule_ids, t.mql)
-    return make("nurturing", f"score {total:.1f} < MQL threshold {t.mql:g}", rule_ids, t.mql)
+        return make("new", f"no activity yet; score {score}", rule_ids, t.mql)
+    return make("nurturing", f"score {score} < MQL threshold {t.mql:g}", rule_ids, t.mql)
 
 
 def _num(value: float) -> str:
@@ -127,11 +138,12 @@ def explain(
     earned its points.
     """
     b = breakdown
+    thresholds = [decision.threshold] if decision.threshold is not None else []
     lines = [
-        f"lead {b.lead_id}: {decision.stage.upper()}, score {b.total:.1f} "
+        f"lead {b.lead_id}: {decision.stage.upper()}, score {shown(b.total, thresholds)} "
         f"(fit {b.fit:.1f}, engagement {b.engagement:.1f})",
         f"  as of {b.as_of:%Y-%m-%d %H:%M} UTC, model {b.model_name}@{b.model_version}, "
-        f"{b.events_seen} events",
+        f"{b.events_seen} event{'' if b.events_seen == 1 else 's'}",
         f"  why: {decision.cause}",
     ]
     named = {k: v for k, v in b.groups.items() if k not in ("fit", "engagement")}

@@ -11,7 +11,7 @@ from typing import Any
 from leadgate.domain.events import Event, Lead
 from leadgate.domain.model import STAGES, ScoringModel
 from leadgate.domain.scoring import Breakdown, evaluate
-from leadgate.domain.stages import Decision, decide, reasons
+from leadgate.domain.stages import Decision, decide, reasons, shown
 
 
 @dataclass
@@ -60,9 +60,9 @@ def result_row(scored: Scored, model: ScoringModel) -> dict[str, Any]:
     row: dict[str, Any] = {
         "lead_id": b.lead_id,
         "stage": d.stage,
-        "score": round(b.total, 2),
-        "fit_score": round(b.fit, 2),
-        "engagement_score": round(b.engagement, 2),
+        "score": float(shown(b.total, (model.thresholds.mql, model.thresholds.sql), 2)),
+        "fit_score": round(float(b.fit), 2),
+        "engagement_score": round(float(b.engagement), 2),
         "reasons": reasons(b),
     }
     for name in model.groups:
