@@ -749,3 +749,21 @@ def test_shipped_default_model_loads_cleanly() -> None:
     assert {a.event for a in m.intent_actions} >= {"quote_requested", "meeting_booked"}
     for rule in (*m.rules, *m.fit, *m.disqualifiers):
         assert f"id: {rule.id}" in lines[rule.line - 1], rule.id
+
+
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "1.0e+12"])
+def test_points_must_be_finite_and_sane(value: str) -> None:
+    rule = f"{{id: r, event: page_viewed, points: {value}}}"
+    text = f"thresholds: {{mql: 1, sql: 1}}\nrules:\n  - {rule}\n"
+    with pytest.raises(SpecError) as info:
+        load_model(text, "m.yaml")
+    assert "m.yaml:3: rule 'r': points must be a finite number" in str(info.value)
+
+
+def test_typos_get_a_suggestion() -> None:
+    text = "thresholds: {mql: 1, sql: 1}\nrules:\n  - {id: r, event: quote_requestd, pionts: 1}\n"
+    with pytest.raises(SpecError) as info:
+        load_model(text, "m.yaml")
+    message = str(info.value)
+    assert "did you mean 'points'?" in message
+    assert "did you mean 'quote_requested'?" in message
