@@ -835,12 +835,15 @@ def test_default_model_attribute_disqualifiers(
     assert (None if b.disqualified is None else b.disqualified.reason) == reason
 
 
-@pytest.mark.xfail(
-    reason="spam-text and low-value have no event filter, so they read the subject of the "
-    "emails we send (email_delivered, email_opened) as if the lead wrote it",
-    strict=True,
-)
 def test_default_model_does_not_read_our_own_email_subjects_as_lead_text() -> None:
     subject = "Congratulations! Your free website audit is ready - click here"
     events = [ev("email_delivered", at(), campaign="c1", subject=subject)]
     assert score(default_model(), events).disqualified is None
+
+
+def test_text_disqualifiers_read_only_what_the_lead_wrote() -> None:
+    reply = ev("email_replied", at(), subject="Re: Claim your prize", body="Send a quote?")
+    assert score(default_model(), [reply]).disqualified is None
+    form = ev("form_submitted", at(), form="contact", message="Claim your prize now")
+    found = score(default_model(), [form]).disqualified
+    assert found is not None and found.reason == "spam"

@@ -153,9 +153,9 @@ def lookup(data: Mapping[str, Any], path: str) -> Any:
     return value
 
 
-def email_domain(email: str | None) -> str | None:
-    """The lower-cased domain of an email address, or None."""
-    if not email or "@" not in email:
+def email_domain(email: object) -> str | None:
+    """The lower-cased domain of an email address, or None (also for non-text values)."""
+    if not isinstance(email, str) or "@" not in email:
         return None
     return email.rsplit("@", 1)[1].strip().lower() or None
 

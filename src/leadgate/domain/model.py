@@ -140,8 +140,11 @@ class Thresholds:
     sql: float
 
 
-# Properties read as free text by text disqualifiers.
-TEXT_PROPERTIES = ("message", "body", "comment", "question", "subject")
+# Properties read as free text by text disqualifiers. Not "subject": the
+# subject of an email event is ours (a reply's is "Re: " plus ours).
+TEXT_PROPERTIES = ("message", "body", "comment", "question")
+# Events whose text the lead wrote: read by text disqualifiers that name no events.
+INBOUND_TEXT_EVENTS = ("form_submitted", "quote_requested", "message_received", "email_replied")
 
 
 @dataclass(frozen=True)

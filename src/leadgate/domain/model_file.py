@@ -25,6 +25,7 @@ from leadgate.domain.events import CANONICAL_EVENTS, KNOWN_ATTRIBUTES, canonical
 from leadgate.domain.lists import BUILTIN_LISTS
 from leadgate.domain.model import (
     DISQUALIFY_REASONS,
+    INBOUND_TEXT_EVENTS,
     Cap,
     CountRule,
     Disqualifier,
@@ -555,7 +556,8 @@ class _ModelReader:
                 self.fail((*path, "event"), "'event' must be an event type or a list of them", rid)
                 return None
             types = [self.event_type(str(e), (*path, "event"), rid) for e in events]
-            return replace(base, text=text, text_events=tuple(t for t in types if t))
+            chosen = tuple(t for t in types if t) or INBOUND_TEXT_EVENTS
+            return replace(base, text=text, text_events=chosen)
         if "event" in item:
             self.check_keys(
                 item, {"id", "label", "reason", "event", "where"}, path, "an event disqualifier"
