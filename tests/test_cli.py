@@ -423,3 +423,46 @@ def test_scores_are_never_rounded_across_a_threshold(tmp_path: Path) -> None:
     assert row["stage"] == "nurturing"
     assert float(row["score"]) < 40
     assert "score 39.996 < MQL threshold 40" in row["cause"]
+
+
+def test_fast_engine_gives_the_reference_stages_and_scores(tmp_path: Path) -> None:
+    events, truth = tmp_path / "e.jsonl", tmp_path / "t.csv"
+    result = runner.invoke(
+        app, ["simulate", "--leads", "400", "--out", str(events), "--truth", str(truth)]
+    )
+    assert result.exit_code == 0, result.output
+    outputs = {}
+    for engine in ("reference", "fast"):
+        out = tmp_path / f"{engine}.csv"
+        result = runner.invoke(
+            app, ["score", "--events", str(events), "--out", str(out), "--engine", engine]
+        )
+        assert result.exit_code == 0, result.output
+        outputs[engine] = _read_csv(out)
+    ref, fast = outputs["reference"], outputs["fast"]
+    assert set(ref) == set(fast) and len(ref) == 400
+    for lead_id, row in ref.items():
+        assert fast[lead_id]["stage"] == row["stage"], lead_id
+        assert float(fast[lead_id]["score"]) == pytest.approx(float(row["score"]), abs=0.006)
+    assert {r["stage"] for r in fast.values()} >= {"nurturing", "mql", "sql", "disqualified"}
+    assert any(r["reasons"].startswith("disqualified:") for r in fast.values())
+
+
+def test_fast_engine_refuses_what_it_cannot_read(files: tuple[Path, Path], tmp_path: Path) -> None:
+    leads, events = files
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--leads",
+            str(leads),
+            "--events",
+            str(events),
+            "--engine",
+            "fast",
+            "--out",
+            str(tmp_path / "o.csv"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--engine fast reads --events (Segment JSON lines) alone" in result.output

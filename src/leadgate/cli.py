@@ -21,6 +21,7 @@ from leadgate.domain.scoring import evaluate
 from leadgate.domain.stages import decide
 from leadgate.domain.stages import explain as explain_text
 from leadgate.domain.yamldoc import SpecError
+from leadgate.services.bulk_scoring import bulk_score
 from leadgate.services.scoring import StageTable, outcome_of, result_row, score_all
 from leadgate.services.sources import Loaded, load_sources, read_outcomes
 from leadgate.simulation import main_simulate
@@ -208,6 +209,14 @@ def score(
             "--outcome-column", help="Outcome column of --outcomes (default: listed = converted)."
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="reference (any input) or fast (Segment JSON lines only, "
+            "for millions of events; same numbers).",
+        ),
+    ] = "reference",
 ) -> None:
     """Score leads from files and write each lead's stage, score and reasons."""
     _output_file("--out", out_file)
@@ -215,6 +224,14 @@ def score(
         raise fail("--outcome-id and --outcome-column need --outcomes FILE")
     _input_file("--outcomes", outcomes)
     scoring_model = _model(model)
+    if engine == "fast":
+        if leads is not None or mapping is not None or events is None or outcomes is not None:
+            raise fail("--engine fast reads --events (Segment JSON lines) alone")
+        _input_file("--events", events)
+        _score_fast(scoring_model, events, at, out_file)
+        return
+    if engine != "reference":
+        raise fail(f"--engine must be reference or fast, got {engine!r}")
     loaded = _load(leads, events, mapping)
     known = loaded.outcomes or None
     if outcomes is not None:
@@ -239,6 +256,34 @@ def score(
         f"scored {plural(written, 'lead')} ({plural(loaded.inputs.event_count, 'event')}) as of "
         f"{as_of:%Y-%m-%d %H:%M} UTC with {scoring_model.name}@{scoring_model.version}; "
         f"{plural(len(loaded.errors), 'unreadable row')}; wrote {out_file}",
+        highlight=False,
+    )
+    err.print(stage_table(table))
+
+
+def _score_fast(model: ScoringModel, events: Path, at: str | None, out_file: Path) -> None:
+    moment = None
+    if at is not None:
+        try:
+            moment = parse_timestamp(at)
+        except ValueError as exc:
+            raise fail(f"--at: {exc}") from None
+    table = StageTable()
+    try:
+        with err.status("loading and scoring in DuckDB..."):
+            as_of, rows = bulk_score(model, events, moment)
+    except Exception as exc:  # DuckDB reports unreadable input as its own errors
+        raise fail(f"--events {events}: {exc}") from None
+
+    def counted() -> Iterator[dict[str, object]]:
+        for row in rows:
+            table.add(str(row["stage"]), None)
+            yield row
+
+    written = write_results(out_file, counted())
+    err.print(
+        f"scored {plural(written, 'lead')} as of {as_of:%Y-%m-%d %H:%M} UTC with "
+        f"{model.name}@{model.version} (fast engine); wrote {out_file}",
         highlight=False,
     )
     err.print(stage_table(table))
