@@ -19,6 +19,7 @@ from leadgate.domain.events import (
     PROPERTY_ALIASES,
     Event,
     Lead,
+    lookup,
     parse_timestamp,
 )
 from leadgate.domain.mapping import (
@@ -94,16 +95,7 @@ def canonical_properties(props: Mapping[str, Any]) -> dict[str, Any]:
 
 def column_value(row: Mapping[str, Any], column: str) -> Any:
     """The value of ``column``; for nested JSON rows a dotted path also works."""
-    if column in row:
-        return row[column]
-    if "." not in column:
-        return None
-    value: Any = row
-    for part in column.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
+    return row[column] if column in row else lookup(row, column)
 
 
 def _is_null(value: Any, nulls: frozenset[str]) -> bool:
