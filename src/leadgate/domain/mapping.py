@@ -19,6 +19,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from leadgate.domain.events import canonical_event_type, parse_timestamp
+from leadgate.domain.yamldoc import syntax_problem
 
 CAST_TYPES = ("int", "float", "bool", "str")
 DEFAULT_LEAD_ID_COLUMNS = ("lead_id", "id")
@@ -257,9 +258,7 @@ def parse_mapping(text: str, source: str = "<mapping>") -> SourceMapping:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
+        line, problem = syntax_problem(exc)
         raise MappingError(source, [MappingIssue(line, "", f"invalid YAML: {problem}")]) from None
     if root is None:
         raise MappingError(source, [MappingIssue(1, "", "empty mapping file")])

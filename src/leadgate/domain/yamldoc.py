@@ -39,14 +39,19 @@ class YamlDoc:
         return f"{self.source}:{self.line(path)}"
 
 
+def syntax_problem(exc: yaml.YAMLError) -> tuple[int, str]:
+    """The line and the words of a YAML syntax error."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    return line, getattr(exc, "problem", None) or str(exc)
+
+
 def parse_yaml(text: str, source: str) -> YamlDoc:
     """Parse one YAML document; syntax errors become a SpecError naming the line."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
+        line, problem = syntax_problem(exc)
         raise SpecError([f"{source}:{line}: YAML syntax error: {problem}"]) from None
     doc = YamlDoc(data=None, source=source)
     if node is None:
