@@ -466,3 +466,14 @@ def test_fast_engine_refuses_what_it_cannot_read(files: tuple[Path, Path], tmp_p
     )
     assert result.exit_code == 2
     assert "--engine fast reads --events (Segment JSON lines) alone" in result.output
+
+
+def test_db_upgrade_creates_the_schema_and_is_repeatable(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lg.db'}"
+    for _ in range(2):
+        result = runner.invoke(app, ["db", "upgrade", "--database-url", url])
+        assert result.exit_code == 0, result.output
+        assert "database at the latest schema" in result.output
+    result = runner.invoke(app, ["db", "upgrade", "--database-url", "not a url"])
+    assert result.exit_code == 2
+    assert "cannot upgrade not a url" in result.output

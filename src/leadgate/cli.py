@@ -25,6 +25,8 @@ from leadgate.services.bulk_scoring import bulk_score
 from leadgate.services.scoring import StageTable, outcome_of, result_row, score_all
 from leadgate.services.sources import Loaded, load_sources, read_outcomes
 from leadgate.simulation import main_simulate
+from leadgate.store import database_url as resolve_database_url
+from leadgate.store import upgrade
 from leadgate.summary import model_summary, stage_table
 
 app = typer.Typer(
@@ -35,6 +37,8 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="Check and show scoring models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+db_app = typer.Typer(help="The database: create and migrate it.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -397,6 +401,26 @@ def demo(
         f"Explain any lead:  .venv/bin/leadgate explain LEAD_ID --events {events_path}",
         highlight=False,
     )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="LEADGATE_DATABASE_URL",
+            help="SQLAlchemy URL (default: sqlite:///./leadgate.db).",
+        ),
+    ] = None,
+) -> None:
+    """Create the database or bring it to the latest schema."""
+    url = resolve_database_url(database_url)
+    try:
+        upgrade(url)
+    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
+        raise fail(f"cannot upgrade {url}: {exc}") from None
+    out.print(f"database at the latest schema: {url}", highlight=False)
 
 
 def main() -> None:

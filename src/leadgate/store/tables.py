@@ -1,0 +1,169 @@
+"""The tables, as SQLAlchemy Core metadata. Alembic migrations must match them.
+
+Every table that belongs to a lead carries ``lead_id`` and is indexed by it
+first, so it could be distributed by lead id later (docs/decisions/0002-storage.md).
+Timestamps are UTC instants: ``timestamptz`` on PostgreSQL, naive UTC text on
+SQLite (which sorts correctly); both are read back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from leadgate.domain.events import to_utc
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+ID_LENGTH = 200  # lead ids, message ids, rule ids: source ids can be long
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as a UTC instant and always read back in UTC.
+
+    Naive values are taken to be UTC (as everywhere in leadgate).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = to_utc(value)
+        # SQLite has no zone type: store naive UTC, which sorts as text.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else to_utc(value)
+
+
+def _json() -> TypeEngine[Any]:
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+def _serial() -> TypeEngine[int]:
+    # INTEGER PRIMARY KEY is SQLite's rowid (fast appends); BIGINT elsewhere.
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("attributes", _json(), nullable=False),
+    Column("stage", String(32), nullable=False, server_default="new"),
+    Column("score", Float, nullable=False, server_default="0"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index(None, "stage", "score"),
+)
+
+identities = Table(
+    "identities",
+    metadata,
+    Column("kind", String(32), primary_key=True),  # email, anonymous_id, user_id, ...
+    Column("value", String(320), primary_key=True),
+    Column("lead_id", String(ID_LENGTH), ForeignKey("leads.id"), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("seq", _serial(), primary_key=True, autoincrement=True),  # arrival order
+    Column("message_id", String(ID_LENGTH), nullable=False),
+    Column("lead_id", String(ID_LENGTH), ForeignKey("leads.id"), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("at", UtcDateTime, nullable=False),  # when it happened (the source's timestamp)
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("properties", _json(), nullable=False),
+    UniqueConstraint("message_id"),
+    Index(None, "lead_id", "at"),
+    Index(None, "at"),
+)
+
+score_ledger = Table(
+    "score_ledger",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("lead_id", String(ID_LENGTH), ForeignKey("leads.id"), nullable=False),
+    Column("rule_id", String(ID_LENGTH), nullable=False),
+    Column("event_id", String(ID_LENGTH), nullable=True),  # message id; None for fit rules
+    Column("points", Float, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "lead_id", "at"),
+)
+
+stage_history = Table(
+    "stage_history",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("lead_id", String(ID_LENGTH), ForeignKey("leads.id"), nullable=False),
+    Column("from_stage", String(32), nullable=True),  # None when the lead is first staged
+    Column("to_stage", String(32), nullable=False),
+    Column("cause", Text, nullable=False),
+    Column("rule_ids", _json(), nullable=False),
+    Column("model_version", String(64), nullable=True),  # None for a person's override
+    Column("actor", String(200), nullable=False),  # "model" or who overrode
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "lead_id", "at"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("published_by", String(200), nullable=True),
+    Column("why", Text, nullable=True),
+    Column("published_at", UtcDateTime, nullable=True),
+    CheckConstraint("status IN ('draft', 'published')", name="status"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False),  # sha256 hex of the key
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked", Boolean, nullable=False, server_default=false()),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    UniqueConstraint("key_hash"),
+    CheckConstraint("kind IN ('write', 'admin')", name="kind"),
+)
