@@ -3,9 +3,11 @@
 For one model and one scoring time:
 
 1. ``events.build_events``: the counted events, each with its predicate mask;
-2. ``rules.RuleSql``: one query per engagement rule gives its points per lead; they
-   are kept in a long table (lead, rule, points); one GROUP BY over the events gives
-   the counts, the intent event and the first event of each event disqualifier;
+2. one GROUP BY lead over the events gives the counts, the intent event, the first
+   event of each event disqualifier and, with ``FILTER`` aggregates, the points of every
+   rule that needs no more than that (``RuleSql.grouped_parts``) and the value sets of
+   ratio rules; ``rules.RuleSql`` gives one query for each other rule; all points are
+   kept in a long table (lead, rule, points);
 3. fit rules and attribute disqualifiers are evaluated in Python over the distinct
    values of the attributes they read, and joined back per lead;
 4. one row per lead: fit, engagement, total, named groups, intent, disqualification
@@ -23,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from leadgate.domain.model import ScoringModel
+from leadgate.domain.model import RatioRule, ScoringModel
 from leadgate.fastscore.events import build_events
 from leadgate.fastscore.plan import EMAIL_AT, attribute_groups, event_plan
 from leadgate.fastscore.rules import RuleSql
@@ -116,27 +118,30 @@ class Scorer:
         ev, key_ids = build_events(self.store, plan, tables, self.as_of)
         rules = RuleSql(plan, tables, ev, key_ids, self.as_of)
         flags = ["CAST(NULL AS BIGINT) AS intent_ord"]
-        bits = []
         if plan.intent_slot is not None:
             cond = f"{rules.bit(plan.intent_slot)}{rules.window(model.intent_window)}"
             flags[0] = f"max(ord) FILTER (WHERE {cond}) AS intent_ord"
-            bits.append(plan.intent_slot)
         for n, slots in enumerate(plan.dq_slots.values()):
             cond = " OR ".join(rules.bit(b) for b in slots) or "false"
             flags.append(f"min(ord) FILTER (WHERE {cond}) AS dqe{n}")
-            bits += slots
+        fused: dict[int, str] = {}  # rule -> its column of agg
+        for n, rule in enumerate(model.rules):
+            parts = rules.grouped_parts(rule)
+            if parts is not None:
+                fused[n] = f"r{n}"
+                flags.append(f"{parts[0]} AS r{n}")
+            elif isinstance(rule, RatioRule):
+                flags += rules.ratio_columns(n, rule)
         agg = tables.create(
             "agg",
-            f"""SELECT * FROM (
-                SELECT lead_key, count(*) AS events_seen, max(us) AS last_us FROM {ev}
-                GROUP BY lead_key
-            ) LEFT JOIN (
-                SELECT lead_key, {", ".join(flags)} FROM {ev} WHERE {rules.any_bit(bits)}
-                GROUP BY lead_key
-            ) USING (lead_key)""",
+            f"""SELECT lead_key, count(*) AS events_seen, max(us) AS last_us, {", ".join(flags)}
+            FROM {ev} GROUP BY lead_key""",
         )
         fragments = [
-            f"SELECT lead_key, {n} AS rule, pts FROM ({rules.fragment(n, rule)}) WHERE pts <> 0"
+            f"SELECT lead_key, {n} AS rule, {fused[n]} AS pts FROM {agg} WHERE {fused[n]} <> 0"
+            if n in fused
+            else f"SELECT lead_key, {n} AS rule, pts FROM ({rules.fragment(n, rule, agg)}) "
+            "WHERE pts <> 0"
             for n, rule in enumerate(model.rules)
         ]
         union = (

@@ -239,11 +239,19 @@ class EventBuilder:
             f"WHERE {' OR '.join(f'f{n}' for n in range(len(flags)))}"
         )
         found: dict[int, set[str]] = {}
+        seen: dict[tuple[int, str], bool] = {}  # (slot, text) -> hit: texts repeat across values
         for raw, *maybe in rows:
             pieces = _texts_of(key, loads(str(raw)))
             for (i, slot), could in zip(slots, maybe, strict=True):
-                if could and any(slot.test(t) for t in pieces):
-                    found.setdefault(i, set()).add(str(raw))
+                if not could:
+                    continue
+                for t in pieces:
+                    hit = seen.get((i, t))
+                    if hit is None:
+                        hit = seen[(i, t)] = bool(slot.test(t))
+                    if hit:
+                        found.setdefault(i, set()).add(str(raw))
+                        break
         return found
 
     def member(self, column: str, values: set[str], name: str) -> str:

@@ -140,7 +140,7 @@ class RuleSql:
         k = math.ceil(cap.total / size)
         if k <= MAX_TOP_K:
             lam = self.top_k_award(points, cap.total, rule)
-            return self.per_lead(f"list_sum(list_transform(min_by(us, ord, {k}), {lam}))", rows)
+            return self.per_lead(f"list_sum(list_transform(min(us, {k}), {lam}))", rows)
         award = f"greatest({zero}, least({step}, {num(cap.total)} - (i - 1) * {step}))"
         rank = "row_number() OVER (PARTITION BY lead_key ORDER BY ord)"
         ranked = f"SELECT lead_key, us, {rank} AS i FROM ({rows})"
@@ -187,37 +187,21 @@ class RuleSql:
         )
         return self.capped(returns, rule.points, rule.cap, rule)
 
-    def ratio_rule(self, n: int, rule: RatioRule) -> str:
-        sides = (rule.denominator, rule.numerator)
-        paths = [self.plan.key_paths.index(path_of(side.distinct)) for side in sides]
-        canon = [{i: distinct_key(t) for t, i in self.key_ids[j].items()} for j in paths]
-        values = sorted({c for side in canon for c in side.values() if c is not None})
-        if len(values) <= MAX_BIT_VALUES:
-            return self.ratio_bits(rule, paths, canon, values)
-        return self.ratio_groups(n, rule)
-
-    def ratio_bits(
-        self,
-        rule: RatioRule,
-        paths: list[int],
-        canon: list[dict[int, str | None]],
-        values: list[str],
-    ) -> str:
-        """A ratio over few distinct values: each side's values as a bit set per lead."""
-        bit_of = {v: 1 << b for b, v in enumerate(values)}
-        bits = []  # per side: SQL for the bit of an event's value (0: not counted)
-        for j, side in zip(paths, canon, strict=True):
-            table = [0 if c is None else bit_of[c] for c in (side[i] for i in range(len(side)))]
-            bits.append(f"[{', '.join(map(str, table))}][k{j} + 1]" if table else "0")
-        den, num_ = (
-            f"{self.matches(side.match)}{self.window(rule.window)}"
-            for side in (rule.denominator, rule.numerator)
-        )
-        return f"""
-            WITH per_lead AS (
+    def ratio_rule(self, n: int, rule: RatioRule, agg: str | None = None) -> str:
+        """With ``agg``: a table holding ``ratio_columns``' columns per lead, when it has any."""
+        parts = self.ratio_parts(rule)
+        if parts is None:
+            return self.ratio_groups(n, rule)
+        bits, den, num_ = parts
+        if agg is not None and self.ratio_columns(n, rule):
+            per_lead = f"SELECT lead_key, rs{n} AS sent, ro{n} AS opened FROM {agg}"
+        else:
+            per_lead = f"""
                 SELECT lead_key, bit_or({bits[0]}) FILTER (WHERE {den}) AS sent,
                        bit_or({bits[1]}) FILTER (WHERE {num_}) AS opened
-                FROM {self.ev} WHERE ({den}) OR ({num_}) GROUP BY lead_key
+                FROM {self.ev} WHERE ({den}) OR ({num_}) GROUP BY lead_key"""
+        return f"""
+            WITH per_lead AS ({per_lead}
             ), counted AS (
                 SELECT lead_key, sent FROM per_lead
                 WHERE bit_count(sent) >= {rule.min_denominator}
@@ -230,6 +214,40 @@ class RuleSql:
                 GROUP BY e.lead_key
             )
             SELECT lead_key, {num(rule.points)} * {self.decay(rule.half_life)} AS pts FROM last"""
+
+    def ratio_columns(self, n: int, rule: RatioRule) -> list[str]:
+        """For a ratio over few distinct values, the per-lead aggregates (``rs<n>``: the
+        bit set of denominator values, ``ro<n>``: of numerator values) that a GROUP BY
+        lead over all of ``<prefix>_ev`` can compute for ``ratio_rule``; else []."""
+        parts = self.ratio_parts(rule)
+        if parts is None:
+            return []
+        bits, den, num_ = parts
+        return [
+            f"bit_or({bits[0]}) FILTER (WHERE {den}) AS rs{n}",
+            f"bit_or({bits[1]}) FILTER (WHERE {num_}) AS ro{n}",
+        ]
+
+    def ratio_parts(self, rule: RatioRule) -> tuple[list[str], str, str] | None:
+        """A ratio over few distinct values: per side, SQL for the bit of an event's value
+        (0: not counted), and the denominator's and numerator's row conditions; else None
+        (many values: one row per lead and value, ``ratio_groups``)."""
+        sides = (rule.denominator, rule.numerator)
+        paths = [self.plan.key_paths.index(path_of(side.distinct)) for side in sides]
+        canon = [{i: distinct_key(t) for t, i in self.key_ids[j].items()} for j in paths]
+        values = sorted({c for side in canon for c in side.values() if c is not None})
+        if len(values) > MAX_BIT_VALUES:
+            return None
+        bit_of = {v: 1 << b for b, v in enumerate(values)}
+        bits = []
+        for j, side in zip(paths, canon, strict=True):
+            table = [0 if c is None else bit_of[c] for c in (side[i] for i in range(len(side)))]
+            bits.append(f"[{', '.join(map(str, table))}][k{j} + 1]" if table else "0")
+        den, num_ = (
+            f"{self.matches(side.match)}{self.window(rule.window)}"
+            for side in (rule.denominator, rule.numerator)
+        )
+        return bits, den, num_
 
     def ratio_groups(self, n: int, rule: RatioRule) -> str:
         """A ratio over many distinct values: one row per lead and value."""
@@ -259,27 +277,40 @@ class RuleSql:
               AND CAST(opened AS DOUBLE) / sent >= {num(rule.at_least)}"""
 
     def grouped(self, rule: Rule) -> str | None:
-        """One GROUP BY lead over the rule's events, for rules that need no more; else None.
+        """One GROUP BY lead over the rule's events, for rules that need no more; else None."""
+        parts = self.grouped_parts(rule, "")
+        if parts is None:
+            return None
+        expr, cond = parts
+        return self.per_lead(expr, f"SELECT lead_key, ord, us FROM {self.ev} WHERE {cond}")
 
+    def grouped_parts(self, rule: Rule, where: str | None = None) -> tuple[str, str] | None:
+        """For rules that need only one GROUP BY lead over their events: the aggregate
+        expression and the condition on the rows of ``<prefix>_ev`` it reads; else None.
+
+        With ``where`` None every aggregate carries ``FILTER (WHERE <condition>)``, so the
+        expression can share a GROUP BY over all events with other rules (a lead without
+        matching events gets NULL); with ``""`` the rows must be filtered by the caller.
         Uncapped event rules sum; total caps take the first k events in order (the
         ones that can give points); count rules without a span take the n-th event.
+        Within a lead ``us`` never decreases with ``ord`` (the (lead, time, id) order), so
+        the times of the first k events in order are the k smallest: ``min(us, k)``.
         """
         if not isinstance(rule, EventRule | CountRule):
             return None
-        rows = self.matched(rule.match, rule.window)
+        cond = f"{self.matches(rule.match)}{self.window(rule.window)}"
+        f = f" FILTER (WHERE {cond})" if where is None else where
         if isinstance(rule, CountRule):
             if rule.within is not None and rule.at_least > 1:
                 return None
             n = rule.at_least
-            award = (
-                f"{num(rule.points)} * {self.decay(rule.half_life, f'min_by(us, ord, {n})[{n}]')}"
-            )
-            return self.per_lead(f"CASE WHEN count(*) >= {n} THEN {award} END", rows)
+            award = f"{num(rule.points)} * {self.decay(rule.half_life, f'(min(us, {n}){f})[{n}]')}"
+            return f"CASE WHEN count(*){f} >= {n} THEN {award} END", cond
         cap, size = rule.cap, abs(rule.points)
         if rule.once_per is not None:
             return None
         if cap is None or size == 0.0 or (cap.total, cap.period) == (None, None):
-            return self.per_lead(f"sum({num(rule.points)} * {self.decay(rule.half_life)})", rows)
+            return f"sum({num(rule.points)} * {self.decay(rule.half_life)}){f}", cond
         if cap.period is not None or cap.total is None:
             return None
         k = math.ceil(cap.total / size)
@@ -287,9 +318,9 @@ class RuleSql:
             return None
         if k == 1:  # only the first event gives points
             award = num(math.copysign(min(size, cap.total), rule.points))
-            return self.per_lead(f"{award} * {self.decay(rule.half_life, 'min_by(us, ord)')}", rows)
+            return f"{award} * {self.decay(rule.half_life, f'min(us){f}')}", cond
         award = self.top_k_award(rule.points, cap.total, rule)
-        return self.per_lead(f"list_sum(list_transform(min_by(us, ord, {k}), {award}))", rows)
+        return f"list_sum(list_transform(min(us, {k}){f}, {award}))", cond
 
     def top_k_award(self, points: float, total: float, rule: Rule) -> str:
         """A lambda giving the i-th event's points under a total cap (``u``: its time)."""
@@ -298,8 +329,9 @@ class RuleSql:
         sign = num(math.copysign(1.0, points))
         return f"lambda u, i: {sign} * {award} * {self.decay(rule.half_life, 'u')}"
 
-    def fragment(self, n: int, rule: Rule) -> str:
-        """A query of (lead_key, pts): the points of one rule per lead."""
+    def fragment(self, n: int, rule: Rule, agg: str | None = None) -> str:
+        """A query of (lead_key, pts): the points of one rule per lead (``agg``: see
+        ``ratio_rule``)."""
         grouped = self.grouped(rule)
         if grouped is not None:
             return grouped
@@ -309,4 +341,4 @@ class RuleSql:
             return self.count_rule(rule)
         if isinstance(rule, GapRule):
             return self.gap_rule(rule)
-        return self.ratio_rule(n, rule)
+        return self.ratio_rule(n, rule, agg)
