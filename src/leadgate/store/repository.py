@@ -13,7 +13,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Insert, RowMapping, Table, and_, false, func, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    RowMapping,
+    Table,
+    and_,
+    delete,
+    false,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadgate.domain.events import Event, Lead
@@ -116,6 +127,25 @@ class Repository:
             .order_by(t.identities.c.kind, t.identities.c.value)
         )
         return [(r.kind, r.value) for r in rows]
+
+    def merge_lead(self, source_id: str, target_id: str, at: datetime) -> None:
+        """Fold lead ``source_id`` into ``target_id``: its identities, events, ledger and
+        stage history move to the target, its attributes fill the target's gaps, and
+        the source lead is deleted. The target keeps its id, stage and score."""
+        source = self.get_lead(source_id)
+        target = self.get_lead(target_id)
+        if source is None or target is None or source_id == target_id:
+            raise LookupError(f"cannot merge lead {source_id!r} into {target_id!r}")
+        for table in (t.identities, t.events, t.score_ledger, t.stage_history):
+            self.conn.execute(
+                update(table).where(table.c.lead_id == source_id).values(lead_id=target_id)
+            )
+        self.conn.execute(
+            update(t.leads)
+            .where(t.leads.c.id == target_id)
+            .values(attributes={**source.attributes, **target.attributes}, updated_at=at)
+        )
+        self.conn.execute(delete(t.leads).where(t.leads.c.id == source_id))
 
     def get_lead(self, lead_id: str) -> Lead | None:
         attributes = self.conn.execute(
