@@ -25,8 +25,9 @@ from leadgate.services.bulk_scoring import bulk_score
 from leadgate.services.scoring import StageTable, outcome_of, result_row, score_all
 from leadgate.services.sources import Loaded, load_sources, read_outcomes
 from leadgate.simulation import main_simulate
+from leadgate.store import create_engine, upgrade
 from leadgate.store import database_url as resolve_database_url
-from leadgate.store import upgrade
+from leadgate.store.repository import Repository
 from leadgate.summary import model_summary, stage_table
 
 app = typer.Typer(
@@ -39,6 +40,19 @@ model_app = typer.Typer(help="Check and show scoring models.", no_args_is_help=T
 app.add_typer(model_app, name="model")
 db_app = typer.Typer(help="The database: create and migrate it.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(
+    help="API keys: write keys send events, admin keys read.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="LEADGATE_DATABASE_URL",
+        help="SQLAlchemy URL (default: sqlite:///./leadgate.db).",
+    ),
+]
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -404,16 +418,7 @@ def demo(
 
 
 @db_app.command("upgrade")
-def db_upgrade(
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            envvar="LEADGATE_DATABASE_URL",
-            help="SQLAlchemy URL (default: sqlite:///./leadgate.db).",
-        ),
-    ] = None,
-) -> None:
+def db_upgrade(database_url: DatabaseOpt = None) -> None:
     """Create the database or bring it to the latest schema."""
     url = resolve_database_url(database_url)
     try:
@@ -421,6 +426,51 @@ def db_upgrade(
     except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
         raise fail(f"cannot upgrade {url}: {exc}") from None
     out.print(f"database at the latest schema: {url}", highlight=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    kind: Annotated[str, typer.Option("--kind", help="write or admin.")],
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Create an API key; the key is printed once, alone on the last line."""
+    if kind not in ("write", "admin"):
+        raise fail(f"--kind must be write or admin, got {kind!r}")
+    url = resolve_database_url(database_url)
+    try:
+        upgrade(url)
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            record, key = Repository(conn).create_api_key(
+                "write" if kind == "write" else "admin", datetime.now(UTC)
+            )
+        engine.dispose()
+    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
+        raise fail(f"cannot create a key in {url}: {exc}") from None
+    out.print(f"created {kind} key {record.id} in {url}; it is shown only now:", highlight=False)
+    print(key)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    database_url: DatabaseOpt = None,
+    model: ModelOpt = None,
+) -> None:
+    """Run the HTTP API: Segment-compatible /v1 endpoints and the lead API."""
+    import uvicorn
+
+    from leadgate.web.app import create_app
+    from leadgate.web.settings import Settings
+
+    _model(model)  # refuse a bad model before listening
+    try:
+        application = create_app(Settings(database_url=database_url, model_path=model))
+    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
+        raise fail(f"cannot start: {exc}") from None
+    out.print(f"leadgate listening on http://{host}:{port} (API docs at /docs)", highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ MODEL_ACTOR = "model"
 USER_ID = "user_id"
 ANONYMOUS_ID = "anonymous_id"
 EMAIL = "email"
+TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,8 @@ def ingest(
         if not isinstance(msg, dict):
             result.errors.append(MessageError(index, "expected a JSON object"))
             continue
+        if not any(msg.get(k) for k in TIME_FIELDS):
+            msg = {**msg, "receivedAt": at.isoformat()}  # as Segment does: the time received
         try:
             converted = convert_message(msg)
         except InvalidRow as exc:

@@ -1,0 +1,89 @@
+"""`leadgate keys create` and `leadgate serve` as a real process, over real HTTP."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CLI = [sys.executable, "-c", "from leadgate.cli import main; main()"]
+
+
+def _leadgate(*args: str) -> str:
+    done = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
+    url = f"sqlite:///{tmp_path / 'lg.db'}"
+    write = _leadgate("keys", "create", "--kind", "write", "--database-url", url)
+    admin = _leadgate("keys", "create", "--kind", "admin", "--database-url", url)
+    write_key, admin_key = write.strip().splitlines()[-1], admin.strip().splitlines()[-1]
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port), "--database-url", url],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                httpx.get(f"{base}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base, write_key, admin_key
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_keys_are_printed_alone_on_the_last_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    lines = _leadgate("keys", "create", "--kind", "admin", "--database-url", url).splitlines()
+    assert len(lines[-1]) >= 20 and " " not in lines[-1]
+    assert "created admin key" in lines[0]
+
+
+def test_a_served_lead_reaches_sql_over_http(server: tuple[str, str, str]) -> None:
+    base, write_key, admin_key = server
+    pages = [
+        {"type": "page", "userId": "u1", "messageId": f"m{i}", "properties": {"path": "/pricing"}}
+        for i in (1, 2)
+    ]
+    batch = {
+        "batch": [
+            {"type": "identify", "userId": "u1", "messageId": "m0",
+             "traits": {"email": "Ann@Acme.io", "title": "Founder", "company_size": 40}},
+            *pages,
+            {"type": "track", "userId": "u1", "event": "Quote Requested", "messageId": "m3",
+             "properties": {"message": "Could you quote a new site?"}},
+        ]
+    }  # fmt: skip
+    answer = httpx.post(f"{base}/v1/batch", json=batch, auth=(write_key, ""), timeout=10)
+    assert answer.status_code == 200, answer.text
+    wrong = httpx.post(f"{base}/v1/batch", json=batch, auth=("wrong", ""), timeout=10)
+    assert wrong.status_code == 401
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    lead = httpx.get(f"{base}/api/leads/u1", headers=admin, timeout=10)
+    assert lead.status_code == 200, lead.text
+    body = lead.json()
+    assert body["attributes"]["email"] == "ann@acme.io"
+    assert "lead u1: SQL" in str(body)
+    writer = {"Authorization": f"Bearer {write_key}"}
+    assert httpx.get(f"{base}/api/leads/u1", headers=writer, timeout=10).status_code == 403
