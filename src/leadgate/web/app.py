@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -176,35 +176,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ApiError(400, f"invalid message: {body['errors'][0]['reason']}", **body)
         return JSONResponse(body)
 
-    @app.post("/v1/track")
-    async def track(request: Request) -> JSONResponse:
-        """A Segment track call."""
-        return await single(request, "track")
+    def single_call(call: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def endpoint(request: Request) -> JSONResponse:
+            return await single(request, call)
 
-    @app.post("/v1/identify")
-    async def identify(request: Request) -> JSONResponse:
-        """A Segment identify call."""
-        return await single(request, "identify")
+        return endpoint
 
-    @app.post("/v1/page")
-    async def page(request: Request) -> JSONResponse:
-        """A Segment page call."""
-        return await single(request, "page")
-
-    @app.post("/v1/screen")
-    async def screen(request: Request) -> JSONResponse:
-        """A Segment screen call."""
-        return await single(request, "screen")
-
-    @app.post("/v1/group")
-    async def group(request: Request) -> JSONResponse:
-        """A Segment group call."""
-        return await single(request, "group")
-
-    @app.post("/v1/alias")
-    async def alias(request: Request) -> JSONResponse:
-        """A Segment alias call."""
-        return await single(request, "alias")
+    for call in ("track", "identify", "page", "screen", "group", "alias"):
+        app.add_api_route(
+            f"/v1/{call}",
+            single_call(call),
+            methods=["POST"],
+            name=call,
+            summary=f"A Segment {call} call",
+        )
 
     @app.post("/v1/batch")
     async def batch(request: Request) -> JSONResponse:
