@@ -30,6 +30,15 @@ MAX_TOP_K = 256  # a total cap needing more awards than this is ranked with a wi
 MAX_BIT_VALUES = BITS_PER_WORD  # ratios over more distinct values group by (lead, value)
 
 
+def _whole_steps(size: float, per: int, period_max: float, total: float) -> bool:
+    """True when a period cap gives each of a period's first ``per`` events exactly
+    ``size``, and the running sums of those sizes (under ``total``) are exact: whole
+    numbers, far below 2**53; and at most ``MAX_TOP_K`` kept per period and in all."""
+    whole = all(float(v).is_integer() and abs(v) < 2.0**40 for v in (size, period_max, total))
+    few = per <= MAX_TOP_K and math.ceil(total / size) <= MAX_TOP_K
+    return whole and few and per * size <= period_max
+
+
 @dataclass
 class _Key:
     """How a rule groups its events by a property (once_per or ratio distinct)."""
@@ -117,6 +126,13 @@ class RuleSql:
         zero, step = num(0.0), num(size)
         if cap.period is not None and cap.period_max is not None:
             per = math.ceil(cap.period_max / size)
+            if cap.total is not None and _whole_steps(size, per, cap.period_max, cap.total):
+                # every kept event of a period gets a whole step: the total cap is then
+                # a top-k over them, as for a total cap alone (no running sum by ord)
+                firsts = f"unnest(min(us, {per})) AS us"
+                period = floor_div("us", micros(cap.period))
+                rows = f"SELECT lead_key, {firsts} FROM ({rows}) GROUP BY lead_key, {period}"
+                return self.capped(rows, points, Cap(total=cap.total), rule)
             firsts = f"min_by(struct_pack(ord, us), ord, {per})"
             numbered = (
                 f"list_transform({firsts}, "
