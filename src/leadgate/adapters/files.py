@@ -26,15 +26,16 @@ import io
 import os
 import sys
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Any, Literal, cast
+from typing import IO, Any, Literal, TypeVar, cast
 
 import orjson
 
 from leadgate.adapters.records import (
     Format,
+    HeaderCheck,
     detect_format,
     kind_name,
     open_bytes,
@@ -104,19 +105,35 @@ def read_leads(
     return _lead_rows(p, format or detect_format(p), str(path), m)
 
 
-def _lead_rows(
-    path: Path, fmt: Format, source: str, mapping: SourceMapping
-) -> Iterator[LeadRow | RowError]:
-    check = functools.partial(header_problems, mapping=mapping)
+R = TypeVar("R")
+
+
+def _mapped_rows(
+    path: Path,
+    fmt: Format,
+    source: str,
+    check: HeaderCheck,
+    convert: Callable[[Mapping[str, Any], int], R],
+) -> Iterator[R | RowError]:
+    """Each record converted; a record that cannot be is a RowError naming its line."""
     for item in records(path, fmt, source, check):
         if isinstance(item, RowError):
             yield item
             continue
         line, label, row = item
         try:
-            yield map_lead_row(row, mapping, line)
+            yield convert(row, line)
         except InvalidRow as exc:
             yield _error(source, line, label, exc.reason)
+
+
+def _lead_rows(
+    path: Path, fmt: Format, source: str, mapping: SourceMapping
+) -> Iterator[LeadRow | RowError]:
+    check = functools.partial(header_problems, mapping=mapping)
+    return _mapped_rows(
+        path, fmt, source, check, lambda row, line: map_lead_row(row, mapping, line)
+    )
 
 
 def read_events(
@@ -148,15 +165,7 @@ def _native_records(
     path: Path, fmt: Format, source: str, mapping: SourceMapping
 ) -> Iterator[Event | RowError]:
     check = functools.partial(event_header_problems, mapping=mapping)
-    for item in records(path, fmt, source, check):
-        if isinstance(item, RowError):
-            yield item
-            continue
-        line, label, row = item
-        try:
-            yield map_event_row(row, mapping)
-        except InvalidRow as exc:
-            yield _error(source, line, label, exc.reason)
+    return _mapped_rows(path, fmt, source, check, lambda row, _line: map_event_row(row, mapping))
 
 
 def _native_json_lines(

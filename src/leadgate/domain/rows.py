@@ -114,14 +114,6 @@ def cast_value(value: Any, cast: str) -> Any:
             return int(value)
         except ValueError:
             pass
-    elif kind is str and cast == "float":
-        try:
-            number = float(value)
-        except ValueError:
-            raise ValueError(f"not a number: {_short(value)}") from None
-        if not math.isfinite(number):
-            raise ValueError(f"not a finite number: {_short(value)}")
-        return number
     if cast == "str":
         if isinstance(value, dict | list):
             raise ValueError(f"not a plain value: {_short(value)}")
