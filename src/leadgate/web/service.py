@@ -1,0 +1,70 @@
+"""What every router needs: the engine, the live model, the settings, transactions
+and key checks. Built once by ``create_app``; routers take it as an argument."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from fastapi import Request
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from leadgate.domain.model import ScoringModel
+from leadgate.services.ingest import IngestResult, ingest
+from leadgate.store.records import ApiKey
+from leadgate.store.repository import Repository
+from leadgate.web.http import ApiError, basic_user, bearer_token
+from leadgate.web.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class Service:
+    engine: Engine
+    model: ScoringModel
+    settings: Settings
+
+    def read(self, work: Callable[[Repository], T]) -> T:
+        """Run ``work`` on a connection that only reads."""
+        with self.engine.connect() as conn:
+            return work(Repository(conn))
+
+    def write(self, work: Callable[[Repository], T]) -> T:
+        """Run ``work`` in one transaction, committed before this returns."""
+        with self.engine.begin() as conn:
+            return work(Repository(conn))
+
+    async def in_thread(self, work: Callable[[], T]) -> T:
+        return await run_in_threadpool(work)
+
+    async def authorise(self, key: str | None, kind: str) -> ApiKey:
+        """The key's record; 401 when missing or unknown, 403 when of the wrong kind."""
+        if key is None:
+            raise ApiError(401, "missing API key")
+        record = await self.in_thread(lambda: self.read(lambda repo: repo.verify_api_key(key)))
+        if record is None:
+            raise ApiError(401, "unknown or revoked API key")
+        if record.kind != kind:
+            raise ApiError(403, f"this endpoint needs a {kind} key")
+        return record
+
+    async def writer(self, request: Request) -> ApiKey:
+        """A write key sent as the Basic user name (as Segment's clients do) or as Bearer."""
+        header = request.headers.get("authorization")
+        return await self.authorise(basic_user(header) or bearer_token(header), "write")
+
+    async def admin(self, request: Request) -> ApiKey:
+        """An admin key sent as ``Authorization: Bearer KEY``."""
+        return await self.authorise(bearer_token(request.headers.get("authorization")), "admin")
+
+    async def take_in(self, messages: Iterable[Any], now: datetime | None = None) -> IngestResult:
+        """Ingest Segment-shaped messages in one transaction (committed on return)."""
+        at = now or datetime.now(UTC)
+        items = list(messages)
+        return await self.in_thread(
+            lambda: self.write(lambda repo: ingest(repo, self.model, items, at))
+        )
