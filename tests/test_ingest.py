@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import defaultdict
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy
 from sqlalchemy import Engine
 
 from leadgate.adapters.model_source import read_model
@@ -17,6 +19,7 @@ from leadgate.domain.model import ScoringModel
 from leadgate.domain.scoring import evaluate
 from leadgate.domain.segment import convert_message
 from leadgate.services.ingest import IngestResult, advances, earned_points, ingest
+from leadgate.services.rescore import rescore
 from leadgate.store import create_engine, upgrade
 from leadgate.store.repository import Repository
 from test_store import db_url  # noqa: F401  (fixture: SQLite, and PostgreSQL when configured)
@@ -68,9 +71,11 @@ def identify(
     return msg
 
 
-def run(db: Engine, messages: list[Any], model: ScoringModel = MODEL) -> IngestResult:
+def run(
+    db: Engine, messages: list[Any], model: ScoringModel = MODEL, now: datetime = NOW
+) -> IngestResult:
     with db.begin() as conn:
-        return ingest(Repository(conn), model, messages, NOW)
+        return ingest(Repository(conn), model, messages, now)
 
 
 @pytest.fixture
@@ -95,7 +100,9 @@ def state(db: Engine, lead_id: str) -> tuple[str, float] | None:
 def warm_up(user: str) -> list[dict[str, Any]]:
     """Enough for an MQL with the default model, no hand-raise: 20 fit + 20 pricing + 21 guides."""
     return [
-        identify(f"{user}-id", user, title="Director", company_size=50, email="a@acme.example"),
+        identify(
+            f"{user}-id", user, title="Director", company_size=50, email=f"{user}@acme.example"
+        ),
         page(f"{user}-p1", "/pricing", 5, user),
         page(f"{user}-p2", "/pricing", 4, user),
         track(f"{user}-g1", "Guide Downloaded", 3, user, asset="seo-guide"),
@@ -311,3 +318,144 @@ def test_live_scores_equal_the_reference_evaluator_on_random_histories(
             assert {k: round(v, 6) for k, v in held.items() if round(v, 9)} == {
                 k: round(v, 6) for k, v in earned_points(expected).items()
             }
+
+
+def _identify_at(mid: str, user: str, days_ago: float, **traits: Any) -> dict[str, Any]:
+    msg = identify(mid, user, **traits)
+    msg["timestamp"] = when(days_ago)
+    return msg
+
+
+def test_traits_are_applied_by_time_whatever_order_they_arrive_in(db: Engine) -> None:
+    newer = _identify_at("t2", "u1", 1, title="CEO", company="Acme Ltd")
+    older = _identify_at("t1", "u1", 5, title="Intern", city="Leeds")
+    run(db, [newer])
+    run(db, [older])  # arrives late: only what the newer message did not say is taken
+    with db.connect() as conn:
+        lead = Repository(conn).get_lead("u1")
+    assert lead is not None
+    assert lead.attributes["title"] == "CEO" and lead.attributes["company"] == "Acme Ltd"
+    assert lead.attributes["city"] == "Leeds"
+    run(db, [_identify_at("t3", "u1", 0.5, title="Founder", company=None)])
+    with db.connect() as conn:
+        lead = Repository(conn).get_lead("u1")
+    assert lead is not None and lead.attributes["title"] == "Founder"
+    assert lead.attributes["company"] == "Acme Ltd"  # a null trait does not erase
+
+
+def _ledger_by_key(db: Engine, lead_id: str) -> dict[tuple[str, str | None], float]:
+    held: dict[tuple[str, str | None], float] = defaultdict(float)
+    with db.connect() as conn:
+        for entry in Repository(conn).ledger(lead_id):
+            held[(entry.rule_id, entry.event_id)] += entry.points
+    return {k: round(v, 6) for k, v in held.items() if round(v, 9)}
+
+
+def test_two_known_leads_with_one_email_merge_with_a_combined_ledger(db: Engine) -> None:
+    run(db, [*warm_up("crm-7")])  # an MQL known by its CRM id
+    later = NOW + timedelta(minutes=1)  # the app's lead is created after the CRM's
+    run(
+        db, [page("w1", "/pricing", 3, "app-9"), page("w2", "/services/seo", 2, "app-9")], now=later
+    )
+    assert state(db, "crm-7") is not None and state(db, "app-9") is not None
+    result = run(db, [identify("link", "app-9", email=" CRM-7@Acme.example")])
+    assert result.merged == [("app-9", "crm-7")]  # the younger folds into the older
+    assert state(db, "app-9") is None
+    with db.connect() as conn:
+        repo = Repository(conn)
+        lead = repo.get_lead("crm-7")
+        events = repo.load_events("crm-7")
+        kinds = dict(repo.identities_of("crm-7"))
+        assert {("user_id", "crm-7"), ("user_id", "app-9")} <= set(repo.identities_of("crm-7"))
+    assert kinds["email"] == "crm-7@acme.example"
+    assert {e.id for e in events} >= {"w1", "w2", "crm-7-p1"}
+    assert lead is not None
+    expected = evaluate(MODEL, lead, events, NOW)
+    current = state(db, "crm-7")
+    assert current is not None and current[1] == pytest.approx(expected.total)
+    assert _ledger_by_key(db, "crm-7") == {
+        k: round(v, 6) for k, v in earned_points(expected).items()
+    }
+    # Later messages under either user id reach the one lead.
+    later = run(db, [page("w3", "/pricing", 1, "app-9")])
+    assert set(later.leads) == {"crm-7"}
+
+
+def test_an_alias_of_a_known_user_id_merges_the_two(db: Engine) -> None:
+    run(db, [page("o1", "/pricing", 4, "old-id")])
+    run(db, [page("n1", "/services/seo", 2, "new-id")], now=NOW + timedelta(minutes=1))
+    result = run(
+        db, [{"type": "alias", "previousId": "old-id", "userId": "new-id", "timestamp": when(1)}]
+    )
+    assert result.merged == [("new-id", "old-id")]
+    with db.connect() as conn:
+        assert {e.id for e in Repository(conn).load_events("old-id")} == {"o1", "n1"}
+
+
+def test_a_shared_device_does_not_merge_two_people(db: Engine) -> None:
+    run(db, [track("s1", "Signed In", 2, "alice", "kiosk")])
+    result = run(db, [track("s2", "Signed In", 1, "bob", "kiosk")])
+    assert result.merged == [] and state(db, "alice") is not None
+    assert any("kiosk" in note for note in result.notes)
+
+
+def test_a_retried_message_without_id_or_time_is_stored_once(db: Engine) -> None:
+    msg = {"type": "track", "userId": "u1", "event": "Guide Downloaded", "properties": {}}
+    first = run(db, [dict(msg)])
+    again = run(db, [dict(msg)])
+    assert (first.stored, again.stored, again.duplicates) == (1, 0, 1)
+
+
+def test_a_request_costs_the_same_few_queries_however_many_messages(db: Engine) -> None:
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    def queries(n: int, prefix: str) -> int:
+        statements.clear()
+        batch = [page(f"{prefix}{i}", "/pricing", i % 30, f"{prefix}u{i % 7}") for i in range(n)]
+        batch += [identify(f"{prefix}id{i}", f"{prefix}u{i}", title="CEO") for i in range(7)]
+        sqlalchemy.event.listen(db, "before_cursor_execute", count)
+        try:
+            run(db, batch)
+        finally:
+            sqlalchemy.event.remove(db, "before_cursor_execute", count)
+        return len(statements)
+
+    small, large = queries(20, "a"), queries(400, "b")
+    assert large == small  # set-based: nothing per message or per lead
+    assert small < 40
+
+
+def stage_of(db: Engine, lead_id: str) -> str | None:
+    current = state(db, lead_id)
+    return None if current is None else current[0]
+
+
+def test_rescore_after_a_model_change_moves_leads_forward_only(db: Engine) -> None:
+    run(db, warm_up("u1"))  # an MQL under the default model (61 points)
+    run(db, [page("x1", "/pricing", 2, "u2")])  # nurturing
+    assert stage_of(db, "u1") == "mql"
+    stricter = dataclasses.replace(
+        MODEL, version="2", thresholds=dataclasses.replace(MODEL.thresholds, mql=500.0)
+    )
+    later = NOW + timedelta(days=30)
+    summary = rescore(db, stricter, later, chunk=1)
+    assert summary.leads == 2 and summary.rescored == 2  # a month of decay
+    assert not summary.moved  # a stricter model never moves a lead back
+    assert stage_of(db, "u1") == "mql"
+    looser = dataclasses.replace(
+        MODEL, version="3", thresholds=dataclasses.replace(MODEL.thresholds, mql=1.0)
+    )
+    summary = rescore(db, looser, later)
+    assert summary.moved == {"mql": 1} and summary.rescored == 0
+    with db.connect() as conn:
+        repo = Repository(conn)
+        lead = repo.get_lead("u2")
+        assert lead is not None
+        expected = evaluate(looser, lead, repo.load_events("u2"), later)
+        current = repo.lead_state("u2")
+        assert current is not None and current == ("mql", pytest.approx(expected.total))
+        assert repo.stage_history("u2")[-1].model_version == "3"
+    assert _ledger_by_key(db, "u2") == {k: round(v, 6) for k, v in earned_points(expected).items()}

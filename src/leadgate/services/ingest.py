@@ -1,39 +1,47 @@
 """Use case: take in Segment messages, resolve who they are about, and decide again.
 
 ``ingest(repo, model, messages)`` runs inside the caller's transaction (one per
-request). For each message, in the order given:
+request or import chunk) with a fixed number of queries per call, not per message:
 
-- it is read with the domain's Segment code; a message that cannot be read is
-  reported with its index and reason, and the others still go in;
-- the lead is resolved from its ids: ``userId`` (the lead's id), ``anonymousId``
-  and a normalised email in identify traits. An anonymous visitor's lead is
-  folded into the known lead when it identifies (the known lead keeps its id);
-- a track, page or screen call is appended once per message id (a retry adds
-  nothing); identify and group calls merge their traits into the lead.
+1. each message is read with the domain's Segment code; one that cannot be read
+   is reported with its index and reason, and the others still go in;
+2. identities are resolved in memory over one read of the identities the request
+   names: ``userId`` (the lead's id), ``anonymousId``, an alias's ``previousId``
+   and a normalised email in identify traits. An anonymous visitor's lead is
+   folded into the known lead when it identifies (the known lead keeps its id).
+   Two known leads are one person when an identify brings an email the other
+   holds, or an alias names the other's user id: the younger folds into the
+   older, with its events, ledger and history;
+3. identify and group traits are applied by time (the newest value of each
+   attribute wins, whatever order messages arrive in); events are appended once
+   per message id (a retry adds nothing);
+4. every touched lead is locked, in id order, and re-evaluated by the reference
+   evaluator over all its stored events, so late events give the same result as
+   in order. Its score and the ledger changes (raw points per rule and event;
+   decay is applied when read) are recorded, and a stage change only when the
+   decided stage is further along: the model never moves a lead backward.
 
-Then every touched lead is re-evaluated by the reference evaluator over all its
-stored events, so late events give the same result as in order. The score and
-the ledger changes (raw points per rule and event; decay is applied when read)
-are recorded, and a stage change only when the decided stage is further along
-than the current one: the model never moves a lead backward or re-enters a stage.
+Concurrent writers: a transaction that loses a race on an identity raises
+IdentityConflict; run ingest through ``leadgate.store.transact``, which retries.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from leadgate.domain.events import Event, Lead, to_utc
+from leadgate.domain.events import Event, to_utc
 from leadgate.domain.mapping import InvalidRow
 from leadgate.domain.model import ScoringModel
+from leadgate.domain.rows import stable_id
 from leadgate.domain.scoring import Breakdown, evaluate
-from leadgate.domain.segment import ANONYMOUS_PREFIX, Identity, convert_message, identity_links
+from leadgate.domain.segment import ANONYMOUS_PREFIX, Identity, convert_message, message_time
 from leadgate.domain.stages import Decision, decide
+from leadgate.domain.traits import apply_traits
 from leadgate.store.records import LedgerEntry, StageChange
-from leadgate.store.repository import Repository
+from leadgate.store.repository import LeadFacts, Repository
 
 # How far along a stage is; the model only moves a lead to a higher rank.
 # Stages after sql belong to the handover and are never changed by the model,
@@ -46,6 +54,8 @@ USER_ID = "user_id"
 ANONYMOUS_ID = "anonymous_id"
 EMAIL = "email"
 TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+
+Claim = tuple[str, str]  # (identity kind, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +84,7 @@ class IngestResult:
     errors: list[MessageError] = field(default_factory=list)
     leads: dict[str, LeadOutcome] = field(default_factory=dict)
     stage_changes: list[StageChange] = field(default_factory=list)
+    merged: list[tuple[str, str]] = field(default_factory=list)  # (folded lead, into lead)
     notes: list[str] = field(default_factory=list)  # identity conflicts left unresolved
 
 
@@ -82,7 +93,7 @@ def normalise_email(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     email = value.strip().lower()
-    if "@" not in email or email.startswith("@") or email.endswith("@"):
+    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
         return None
     return email
 
@@ -98,6 +109,26 @@ def advances(current: str, decided: str) -> bool:
     return STAGE_RANK[decided] > STAGE_RANK[current]
 
 
+@dataclass(slots=True)
+class _Message:
+    """One readable message: what it says and the ids it names."""
+
+    converted: Event | Identity | None
+    at: datetime
+    user: str | None
+    anons: list[str]
+    email: str | None
+    alias_of: str | None  # an alias call's previousId, which may be another user id
+    lead_id: str = ""
+
+    def claims(self) -> list[Claim]:
+        out: list[Claim] = [(USER_ID, self.user)] if self.user is not None else []
+        out += [(ANONYMOUS_ID, a) for a in self.anons]
+        if self.email is not None:
+            out.append((EMAIL, self.email))
+        return out
+
+
 def ingest(
     repo: Repository,
     model: ScoringModel,
@@ -108,44 +139,71 @@ def ingest(
     as of ``now`` (default: the current time). The caller commits."""
     at = to_utc(now) if now is not None else datetime.now(UTC)
     result = IngestResult()
-    touched: set[str] = set()
+    read: list[_Message] = []
     for index, msg in enumerate(messages):
-        if not isinstance(msg, dict):
-            result.errors.append(MessageError(index, "expected a JSON object"))
-            continue
-        if not any(msg.get(k) for k in TIME_FIELDS):
-            msg = {**msg, "receivedAt": at.isoformat()}  # as Segment does: the time received
         try:
-            converted = convert_message(msg)
+            read.append(_read(msg, at))
         except InvalidRow as exc:
             result.errors.append(MessageError(index, exc.reason))
-            continue
-        email = _identify_email(msg, converted)
-        lead_id = _resolve(repo, msg, email, at, result)
-        touched.add(lead_id)
-        result.accepted += 1
-        if isinstance(converted, Event):
-            if repo.append_event(replace(converted, lead_id=lead_id), at):
-                result.stored += 1
-            else:
-                result.duplicates += 1
-        elif isinstance(converted, Identity):
-            attributes = dict(converted.attributes)
-            if email is not None:
-                attributes[EMAIL] = email
-            attributes = {k: v for k, v in attributes.items() if v is not None}
-            repo.upsert_lead(Lead(lead_id, attributes), at)
-    for lead_id in sorted(touched):
-        if repo.get_lead(lead_id) is not None:  # not folded into another lead since
-            result.leads[lead_id] = redecide(repo, model, lead_id, at, result.stage_changes)
+    result.accepted = len(read)
+    read = _without_erased(repo, read, result)
+    if not read:
+        return result
+
+    resolver = _Resolver(repo, read, at, result)
+    for message in read:
+        message.lead_id = resolver.resolve(message)
+    touched = resolver.apply()
+    for message in read:
+        message.lead_id = resolver.find(message.lead_id)
+
+    repo.lock_leads(touched)
+    _apply_traits(repo, read, at)
+    events = [
+        replace(m.converted, lead_id=m.lead_id) for m in read if isinstance(m.converted, Event)
+    ]
+    stored = repo.append_events(events, at)
+    result.stored = len(stored)
+    result.duplicates += len(events) - len(stored)
+    outcomes = redecide_many(repo, model, touched, at, result.stage_changes)
+    result.leads.update(outcomes)
     return result
 
 
-def _identify_email(msg: Mapping[str, Any], converted: object) -> str | None:
-    if not isinstance(converted, Identity) or converted.kind != "identify":
-        return None
-    traits = msg.get("traits")
-    return normalise_email(traits.get(EMAIL)) if isinstance(traits, dict) else None
+def _without_erased(
+    repo: Repository, read: list[_Message], result: IngestResult
+) -> list[_Message]:
+    """Messages whose events were erased with their lead (a privacy request) are
+    accepted and dropped, so a client's retry does not bring the data back."""
+    ids = [m.converted.id for m in read if isinstance(m.converted, Event)]
+    erased = repo.erased_message_ids(ids) if ids else set()
+    if not erased:
+        return read
+    result.duplicates += sum(
+        1 for m in read if isinstance(m.converted, Event) and m.converted.id in erased
+    )
+    return [m for m in read if not (isinstance(m.converted, Event) and m.converted.id in erased)]
+
+
+def _read(msg: object, at: datetime) -> _Message:
+    """A message as ``_Message``; raises InvalidRow naming what is wrong."""
+    if not isinstance(msg, dict):
+        raise InvalidRow("expected a JSON object")
+    if not (msg.get("messageId") or msg.get("message_id")):
+        msg = {**msg, "messageId": stable_id(msg)}  # before receivedAt: retries match
+    if not any(msg.get(k) for k in TIME_FIELDS):
+        msg = {**msg, "receivedAt": at.isoformat()}  # as Segment does: the time received
+    converted = convert_message(msg)
+    when = message_time(msg) or at
+    user = _text_id(msg, "userId", "user_id")
+    anon = _text_id(msg, "anonymousId", "anonymous_id")
+    previous = _text_id(msg, "previousId", "previous_id") if msg.get("type") == "alias" else None
+    anons = [a for a in (anon, previous) if a is not None and a != user]
+    email = None
+    if isinstance(converted, Identity) and converted.kind == "identify":
+        traits = msg.get("traits")
+        email = normalise_email(traits.get(EMAIL)) if isinstance(traits, dict) else None
+    return _Message(converted, when, user, anons, email, previous if user else None)
 
 
 def _text_id(msg: Mapping[str, Any], *names: str) -> str | None:
@@ -156,49 +214,194 @@ def _text_id(msg: Mapping[str, Any], *names: str) -> str | None:
     return None
 
 
-def _resolve(
-    repo: Repository, msg: Mapping[str, Any], email: str | None, at: datetime, result: IngestResult
-) -> str:
-    """The lead the message is about, created if new; ids it brings are attached and
-    anonymous leads they belong to are folded into it."""
-    user = _text_id(msg, "userId", "user_id")
-    anons = [a for a, _ in identity_links(msg)]
-    if user is None:
-        anon = _text_id(msg, "anonymousId", "anonymous_id")
-        anons = [anon] if anon is not None else []
-    claims = [(ANONYMOUS_ID, a) for a in anons]
-    if email is not None:
-        claims.append((EMAIL, email))
-    owners = {claim: repo.lead_for_identity(*claim) for claim in claims}
+class _Resolver:
+    """Identity resolution for one call, in memory over one read of the store;
+    ``apply`` then writes the new leads, merges and identities."""
 
-    if user is not None:
-        lead_id = repo.lead_for_identity(USER_ID, user) or user
-        claims.insert(0, (USER_ID, user))
-        owners[(USER_ID, user)] = lead_id if repo.get_lead(lead_id) is not None else None
-    else:
-        known = [o for o in owners.values() if o is not None and not _anonymous(repo, o)]
-        anonymous = [o for o in owners.values() if o is not None]
-        lead_id = (known or anonymous or [ANONYMOUS_PREFIX + anons[0]])[0]
-    repo.upsert_lead(Lead(lead_id), at)
+    def __init__(
+        self, repo: Repository, messages: list[_Message], at: datetime, result: IngestResult
+    ) -> None:
+        self.repo, self.at, self.result = repo, at, result
+        claims = {c for m in messages for c in m.claims()}
+        claims |= {(USER_ID, m.alias_of) for m in messages if m.alias_of is not None}
+        self.owner: dict[Claim, str] = repo.owners(claims)
+        ids = set(self.owner.values()) | {m.user for m in messages if m.user is not None}
+        self.facts: dict[str, LeadFacts] = repo.lead_facts(ids)
+        self.created: list[str] = []  # leads this call creates, in order
+        self.folded: dict[str, str] = {}  # lead -> the lead it was folded into
+        self.merges: list[tuple[str, str]] = []
+        self.new_claims: dict[Claim, str] = {}
 
-    for claim in claims:
-        owner = owners[claim]
-        if owner is not None and owner != lead_id:
-            if not _anonymous(repo, owner):
-                result.notes.append(
-                    f"{claim[0]} {claim[1]!r} belongs to lead {owner!r}; "
-                    f"not moved to {lead_id!r} (merging known leads is not automatic)"
+    def find(self, lead_id: str) -> str:
+        while lead_id in self.folded:
+            lead_id = self.folded[lead_id]
+        return lead_id
+
+    def known(self, lead_id: str) -> bool:
+        """Whether the lead has a user id (it is not an anonymous visitor)."""
+        facts = self.facts.get(lead_id)
+        if facts is not None and facts.known:
+            return True
+        return any(
+            k == USER_ID and self.find(o) == lead_id for (k, _), o in self.new_claims.items()
+        )
+
+    def _owner(self, claim: Claim) -> str | None:
+        owner = self.new_claims.get(claim) or self.owner.get(claim)
+        return None if owner is None else self.find(owner)
+
+    def _ensure(self, lead_id: str) -> None:
+        if lead_id not in self.facts and lead_id not in self.created:
+            self.created.append(lead_id)
+
+    def _age(self, lead_id: str) -> tuple[int, datetime, str]:
+        facts = self.facts.get(lead_id)
+        return (0, facts.created_at, lead_id) if facts else (1, self.at, lead_id)
+
+    def _fold(self, a: str, b: str) -> str:
+        """Fold the younger of two leads into the older; the survivor."""
+        keep, gone = sorted((a, b), key=self._age)
+        self.folded[gone] = keep
+        self.merges.append((gone, keep))
+        self.result.merged.append((gone, keep))
+        return keep
+
+    def resolve(self, message: _Message) -> str:
+        """The lead the message is about; the ids it brings are claimed for it."""
+        claims = message.claims()
+        if message.user is not None:
+            lead_id = self._owner((USER_ID, message.user)) or message.user
+        else:
+            owners = [o for o in map(self._owner, claims) if o is not None]
+            known = [o for o in owners if self.known(o)]
+            lead_id = (known or owners or [ANONYMOUS_PREFIX + message.anons[0]])[0]
+        self._ensure(lead_id)
+        if message.alias_of is not None:
+            other = self._owner((USER_ID, message.alias_of))
+            if other is not None and other != lead_id:
+                lead_id = self._fold(other, lead_id)  # an alias says: one person
+        for claim in claims:
+            owner = self._owner(claim)
+            if owner is not None and owner != lead_id:
+                if not self.known(owner):
+                    self.folded[owner] = lead_id
+                    self.merges.append((owner, lead_id))
+                    self.result.merged.append((owner, lead_id))
+                elif claim[0] == EMAIL:
+                    lead_id = self._fold(owner, lead_id)  # one email: one person
+                else:
+                    self.result.notes.append(
+                        f"{claim[0]} {claim[1]!r} belongs to lead {owner!r}; "
+                        f"not moved to {lead_id!r} (a shared device is not one person)"
+                    )
+                    continue
+            if owner is None or self.owner.get(claim) is None:
+                self.new_claims[claim] = lead_id
+        return lead_id
+
+    def apply(self) -> set[str]:
+        """Write what resolution decided; the ids of the leads that remain."""
+        self.repo.create_leads([x for x in self.created if x not in self.folded], self.at)
+        for gone, keep in self.merges:
+            if gone in self.facts:  # leads created by this call only exist in memory
+                self._merge(gone, self.find(keep))
+        self.repo.add_identities(
+            [(self.find(lead), kind, value) for (kind, value), lead in self.new_claims.items()],
+            self.at,
+        )
+        touched = {self.find(x) for x in (*self.facts, *self.created)}
+        return touched
+
+    def _merge(self, gone: str, keep: str) -> None:
+        """Fold a stored lead into another; the survivor takes the further stage of the
+        two (the model then decides again over the combined history)."""
+        self.repo.merge_lead(gone, keep, self.at)
+        state = self.repo.lead_state(keep)
+        theirs = self.facts[gone].stage
+        if state is not None and theirs in STAGE_RANK and advances(state[0], theirs):
+            self.repo.record_stage_change(
+                StageChange(
+                    keep,
+                    state[0],
+                    theirs,
+                    f"merged with lead {gone!r}",
+                    (),
+                    None,
+                    "identity",
+                    self.at,
                 )
-                continue
-            if repo.get_lead(owner) is not None:
-                repo.merge_lead(owner, lead_id, at)
-        repo.add_identity(lead_id, claim[0], claim[1], at)
-    return lead_id
+            )
 
 
-def _anonymous(repo: Repository, lead_id: str) -> bool:
-    """A lead with no user id: a visitor who has not identified."""
-    return all(kind != USER_ID for kind, _ in repo.identities_of(lead_id))
+def _apply_traits(repo: Repository, messages: list[_Message], at: datetime) -> None:
+    """Identify and group traits onto their leads, newest value per attribute winning."""
+    said = [m for m in messages if isinstance(m.converted, Identity)]
+    if not said:
+        return
+    facts = repo.lead_facts({m.lead_id for m in said})
+    changed: set[str] = set()
+    for m in said:
+        assert isinstance(m.converted, Identity)
+        incoming = dict(m.converted.attributes)
+        if m.email is not None:
+            incoming[EMAIL] = m.email
+        lead = facts[m.lead_id]
+        lead.attributes, lead.attribute_times = apply_traits(
+            lead.attributes, lead.attribute_times, incoming, m.at
+        )
+        changed.add(m.lead_id)
+    for lead_id in sorted(changed):
+        lead = facts[lead_id]
+        repo.set_attributes(lead_id, lead.attributes, lead.attribute_times, at)
+
+
+def redecide_many(
+    repo: Repository,
+    model: ScoringModel,
+    lead_ids: Iterable[str],
+    at: datetime,
+    changes: list[StageChange] | None = None,
+) -> dict[str, LeadOutcome]:
+    """Evaluate stored leads over all their events as of ``at``; record their scores,
+    the ledger changes and, when the model moves a lead forward, its stage change.
+    Unknown ids are skipped. The caller holds the leads' locks (or takes them here)."""
+    ids = sorted(set(lead_ids))
+    repo.lock_leads(ids)
+    states = repo.load_lead_states(ids)
+    events = repo.load_events_of(states)
+    held = repo.ledger_sums(states)
+    outcomes: dict[str, LeadOutcome] = {}
+    ledger: list[LedgerEntry] = []
+    scores: dict[str, float] = {}
+    moves: list[StageChange] = []
+    for lead_id in ids:
+        if lead_id not in states:
+            continue
+        lead, stage, _ = states[lead_id]
+        breakdown = evaluate(model, lead, events.get(lead_id, []), at)
+        decision = decide(breakdown, model)
+        scores[lead_id] = breakdown.total
+        ledger += ledger_changes(held.get(lead_id, {}), breakdown, at)
+        if advances(stage, decision.stage):
+            change = StageChange(
+                lead_id,
+                stage,
+                decision.stage,
+                decision.cause,
+                decision.rule_ids,
+                model.version,
+                MODEL_ACTOR,
+                at,
+            )
+            moves.append(change)
+            stage = decision.stage
+        outcomes[lead_id] = LeadOutcome(lead_id, stage, breakdown.total, decision)
+    repo.set_scores(scores, at)
+    repo.record_ledger(ledger)
+    repo.record_stage_changes(moves)
+    if changes is not None:
+        changes.extend(moves)
+    return outcomes
 
 
 def redecide(
@@ -208,56 +411,42 @@ def redecide(
     at: datetime,
     changes: list[StageChange] | None = None,
 ) -> LeadOutcome:
-    """Evaluate a stored lead over all its events as of ``at``; record its score, the
-    ledger changes and, when the model moves it forward, the stage change."""
-    lead = repo.get_lead(lead_id)
-    state = repo.lead_state(lead_id)
-    if lead is None or state is None:
+    """``redecide_many`` for one lead; LookupError when there is no such lead."""
+    outcome = redecide_many(repo, model, [lead_id], at, changes).get(lead_id)
+    if outcome is None:
         raise LookupError(f"no lead {lead_id!r}")
-    breakdown = evaluate(model, lead, repo.load_events(lead_id), at)
-    decision = decide(breakdown, model)
-    repo.set_score(lead_id, breakdown.total, at)
-    repo.record_ledger(ledger_changes(repo.ledger(lead_id), breakdown, at))
-    stage = state[0]
-    if advances(stage, decision.stage):
-        change = StageChange(
-            lead_id,
-            stage,
-            decision.stage,
-            decision.cause,
-            decision.rule_ids,
-            model.version,
-            MODEL_ACTOR,
-            at,
-        )
-        repo.record_stage_change(change)
-        if changes is not None:
-            changes.append(change)
-        stage = decision.stage
-    return LeadOutcome(lead_id, stage, breakdown.total, decision)
+    return outcome
 
 
 def earned_points(breakdown: Breakdown) -> dict[tuple[str, str | None], float]:
     """Raw points (after caps, before decay) per (rule id, event message id);
     fit rules have no event."""
-    earned: dict[tuple[str, str | None], float] = defaultdict(float)
+    earned: dict[tuple[str, str | None], float] = {}
     for rule in breakdown.rules:
         if rule.kind == "fit":
             if rule.points:
-                earned[(rule.rule_id, None)] += rule.points
+                fit: tuple[str, str | None] = (rule.rule_id, None)
+                earned[fit] = earned.get(fit, 0.0) + rule.points
             continue
         for award in rule.awards:
-            earned[(rule.rule_id, award.event_id)] += award.raw
-    return dict(earned)
+            key: tuple[str, str | None] = (rule.rule_id, award.event_id)
+            earned[key] = earned.get(key, 0.0) + award.raw
+    return earned
 
 
 def ledger_changes(
-    ledger: Iterable[LedgerEntry], breakdown: Breakdown, at: datetime
+    held: Mapping[tuple[str, str | None], float] | Iterable[LedgerEntry],
+    breakdown: Breakdown,
+    at: datetime,
 ) -> list[LedgerEntry]:
-    """Entries that bring the ledger's sums per (rule, event) to what ``breakdown`` earned."""
-    held: dict[tuple[str, str | None], float] = defaultdict(float)
-    for entry in ledger:
-        held[(entry.rule_id, entry.event_id)] += entry.points
+    """Entries that bring the ledger's sums per (rule, event) to what ``breakdown``
+    earned. ``held`` is the sums, or the ledger's entries."""
+    if not isinstance(held, Mapping):
+        sums: dict[tuple[str, str | None], float] = {}
+        for entry in held:
+            key = (entry.rule_id, entry.event_id)
+            sums[key] = sums.get(key, 0.0) + entry.points
+        held = sums
     earned = earned_points(breakdown)
     out: list[LedgerEntry] = []
     for key in sorted(set(held) | set(earned), key=lambda k: (k[0], k[1] or "")):

@@ -9,11 +9,19 @@ Keep transactions short. PostgreSQL goes through psycopg 3.
 from __future__ import annotations
 
 import os
-from typing import Any
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import sqlalchemy
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from leadgate.store.records import IdentityConflict
+
+T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite:///./leadgate.db"
 DATABASE_URL_ENV = "LEADGATE_DATABASE_URL"
@@ -57,6 +65,8 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Erased leads leave no personal data in freed pages (not every build's default).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         finally:
             cursor.close()
@@ -66,3 +76,33 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+RETRIES = 8
+
+
+def transact(engine: Engine, work: Callable[[Connection], T], attempts: int = RETRIES) -> T:
+    """Run ``work`` in one transaction, committed on return; retried from the start
+    when it lost a race with another writer (a deadlock, a serialisation failure,
+    an identity claimed or a lead folded meanwhile). ``work`` must be safe to
+    repeat, as ingest is: it reads what is stored afresh on each attempt."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as conn:
+                return work(conn)
+        except (IdentityConflict, IntegrityError, OperationalError) as exc:
+            if attempt == attempts or not _transient(exc):
+                raise
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))  # back off, out of step
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _transient(exc: Exception) -> bool:
+    if isinstance(exc, IdentityConflict | IntegrityError):
+        return True
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None)
+        if code in ("40001", "40P01"):  # serialization failure, deadlock
+            return True
+        return "database is locked" in str(exc.orig)
+    return False

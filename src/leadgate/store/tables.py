@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -82,6 +83,8 @@ leads = Table(
     metadata,
     Column("id", String(ID_LENGTH), primary_key=True),
     Column("attributes", _json(), nullable=False),
+    # attribute -> when its source said it (fixed-width UTC text; domain/traits.py)
+    Column("attribute_times", _json(), nullable=False, server_default=text("'{}'")),
     Column("stage", String(32), nullable=False, server_default="new"),
     Column("score", Float, nullable=False, server_default="0"),
     Column("created_at", UtcDateTime, nullable=False),
@@ -166,4 +169,22 @@ api_keys = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
     UniqueConstraint("key_hash"),
     CheckConstraint("kind IN ('write', 'admin')", name="kind"),
+)
+
+# Erasures keep no personal data: no lead id, no email, only counts and the
+# SHA-256 of each erased event's message id, so that a client's retry of an
+# erased message can be recognised and not stored again.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", String(32), primary_key=True),  # random, given to whoever asked
+    Column("at", UtcDateTime, nullable=False),
+    Column("counts", _json(), nullable=False),  # rows deleted per table
+)
+
+erased_messages = Table(
+    "erased_messages",
+    metadata,
+    Column("message_sha256", String(64), primary_key=True),  # hex of the message id's hash
+    Column("erasure_id", String(32), ForeignKey("erasures.id"), nullable=False, index=True),
 )

@@ -8,6 +8,8 @@ from typing import Any
 from leadgate.domain.model import ScoringModel
 from leadgate.domain.scoring import evaluate
 from leadgate.domain.stages import decide, describe_rule, explain
+from leadgate.services.leads import Erasure, LeadPage, LeadSummary
+from leadgate.store.records import StageChange
 from leadgate.store.repository import Repository
 
 RECENT_EVENTS = 20
@@ -94,4 +96,46 @@ def lead_view(
             }
             for c in repo.stage_history(lead_id)
         ],
+    }
+
+
+def summary_view(lead: LeadSummary) -> dict[str, Any]:
+    """One lead in a list; ``score`` is the stored one, computed at ``score_as_of``."""
+    return {
+        "id": lead.id,
+        "email": lead.email,
+        "name": lead.name,
+        "company": lead.company,
+        "stage": lead.stage,
+        "score": lead.score,
+        "score_as_of": _time(lead.score_as_of),
+        "created_at": _time(lead.created_at),
+        "updated_at": _time(lead.updated_at),
+    }
+
+
+def page_view(page: LeadPage) -> dict[str, Any]:
+    return {"items": [summary_view(lead) for lead in page.items], "next": page.next}
+
+
+def change_view(change: StageChange) -> dict[str, Any]:
+    """A stage change as recorded, in the shape of the lead view's stage history."""
+    return {
+        "lead_id": change.lead_id,
+        "from": change.from_stage,
+        "to": change.to_stage,
+        "cause": change.cause,
+        "rule_ids": list(change.rule_ids),
+        "model_version": change.model_version,
+        "actor": change.actor,
+        "at": _time(change.at),
+    }
+
+
+def erasure_view(erasure: Erasure) -> dict[str, Any]:
+    return {
+        "erased": True,
+        "erasure_id": erasure.id,
+        "at": _time(erasure.at),
+        "deleted": dict(erasure.counts),
     }

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leadgate.domain.model import ScoringModel
 from leadgate.services.ingest import IngestResult, ingest
+from leadgate.store import transact
 from leadgate.store.records import ApiKey
 from leadgate.store.repository import Repository
 from leadgate.web.http import ApiError, basic_user, bearer_token
@@ -34,9 +35,9 @@ class Service:
             return work(Repository(conn))
 
     def write(self, work: Callable[[Repository], T]) -> T:
-        """Run ``work`` in one transaction, committed before this returns."""
-        with self.engine.begin() as conn:
-            return work(Repository(conn))
+        """Run ``work`` in one transaction, committed before this returns (retried
+        from the start when it lost a race with another writer)."""
+        return transact(self.engine, lambda conn: work(Repository(conn)))
 
     async def in_thread(self, work: Callable[[], T]) -> T:
         return await run_in_threadpool(work)
