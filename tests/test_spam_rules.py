@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from leadgate.adapters.model_source import read_model
 from leadgate.domain.conditions import Condition
+from leadgate.domain.events import Event, Lead
+from leadgate.domain.scoring import Breakdown, evaluate
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMS = DATA / "spam" / "sms_spam_collection" / "SMSSpamCollection"
@@ -71,3 +74,17 @@ def _job_rule() -> Condition:
 )
 def test_job_seeker_text(text: str, flagged: bool) -> None:
     assert _job_rule().test(text) is flagged
+
+
+def test_contact_fields_are_not_read_as_text_the_lead_wrote() -> None:
+    model = read_model()
+    at = datetime(2026, 5, 1, tzinfo=UTC)
+
+    def form(**fields: str) -> Breakdown:
+        event = Event("f1", "l1", "form_submitted", at, {"fields": fields})
+        return evaluate(model, Lead("l1"), [event], at)
+
+    clean = form(email="crypto.fan@mail.example", name="Casino Royale Ltd", message="A new site?")
+    assert clean.disqualified is None
+    spam = form(email="a@b.example", comments="Win a casino bonus now, click here")
+    assert spam.disqualified is not None and spam.disqualified.reason == "spam"

@@ -143,6 +143,26 @@ class Thresholds:
 # Properties read as free text by text disqualifiers. Not "subject": the
 # subject of an email event is ours (a reply's is "Re: " plus ours).
 TEXT_PROPERTIES = ("message", "body", "comment", "question")
+# Form fields that say who the lead is, not what they wrote: text disqualifiers skip
+# them (an address like crypto.fan@... is not spam). Compared in lower case.
+CONTACT_FIELDS = frozenset(
+    {
+        "email", "e-mail", "email_address", "name", "full_name", "first_name", "last_name",
+        "firstname", "lastname", "phone", "phone_number", "mobile", "company", "company_name",
+        "website", "website_url", "url", "page_url", "country", "city", "title", "job_title",
+    }
+)  # fmt: skip
+
+
+def written_fields(fields: Mapping[str, Any]) -> list[str]:
+    """The texts of a form's fields the lead wrote themselves (not contact fields)."""
+    return [
+        v
+        for k, v in fields.items()
+        if isinstance(v, str) and v and str(k).lower() not in CONTACT_FIELDS
+    ]
+
+
 # Events whose text the lead wrote: read by text disqualifiers that name no events.
 INBOUND_TEXT_EVENTS = ("form_submitted", "quote_requested", "message_received", "email_replied")
 

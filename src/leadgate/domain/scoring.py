@@ -34,6 +34,7 @@ from leadgate.domain.model import (
     RatioRule,
     Rule,
     ScoringModel,
+    written_fields,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -342,7 +343,7 @@ def _texts(event: Event) -> list[str]:
     texts = [str(v) for k in TEXT_PROPERTIES if (v := event.properties.get(k))]
     fields = event.properties.get("fields")
     if isinstance(fields, Mapping):
-        texts += [str(v) for v in fields.values() if isinstance(v, str) and v]
+        texts += written_fields(fields)
     return texts
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from leadgate.domain.model import TEXT_PROPERTIES
+from leadgate.domain.model import TEXT_PROPERTIES, written_fields
 from leadgate.fastscore.plan import BITS_PER_WORD, EventPlan, Path, TextSlot, loads
 from leadgate.fastscore.prefilter import could_match_sql, required_literals
 from leadgate.fastscore.sql import Tables, text, texts, unnest_table
@@ -35,7 +35,7 @@ def _texts_of(key: str, value: Any) -> list[str]:
     if key == "fields":
         if not isinstance(value, Mapping):
             return []
-        return [v for v in value.values() if isinstance(v, str) and v]
+        return written_fields(value)
     return [str(value)] if value else []
 
 
