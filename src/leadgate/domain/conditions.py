@@ -14,10 +14,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from fnmatch import fnmatchcase
+from fnmatch import translate
 from typing import Any
 
-from leadgate.domain.events import lookup
+from leadgate.domain.events import lookup, lookup_path
 
 OPERATORS = (
     "equals",
@@ -122,9 +122,17 @@ class Condition:
     op: str
     value: Any
     test: Callable[[Any], bool]
+    path: tuple[str, ...] = ()  # ``field`` split on dots, once (matching is hot)
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            object.__setattr__(self, "path", tuple(self.field.split(".")))
 
     def holds(self, data: Mapping[str, Any]) -> bool:
-        return self.test(lookup(data, self.field))
+        if len(self.path) == 1:
+            value = data.get(self.field) if type(data) is dict else lookup(data, self.field)
+            return self.test(value)
+        return self.test(lookup_path(data, self.path))
 
     def describe(self) -> str:
         if self.op in ("in_list", "not_in_list", "matches"):
@@ -159,8 +167,9 @@ def build_condition(
 
         test = inside if op == "in" else (lambda a: a is not None and not inside(a))
     elif op == "glob":
-        patterns = _texts(value)
-        test = lambda a: a is not None and any(fnmatchcase(str(a), p) for p in patterns)  # noqa: E731
+        # fnmatchcase's own regexes, compiled once: one search per value, not per pattern
+        globbed = re.compile("|".join(f"(?:{translate(p)})" for p in _texts(value)))
+        test = lambda a: a is not None and globbed.match(str(a)) is not None  # noqa: E731
     elif op == "matches":
         try:
             regex = re.compile(str(value))

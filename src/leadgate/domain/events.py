@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -145,9 +145,14 @@ class Lead:
 
 def lookup(data: Mapping[str, Any], path: str) -> Any:
     """Value at a dotted path (``fields.company``), or None when absent."""
+    return lookup_path(data, path.split("."))
+
+
+def lookup_path(data: Mapping[str, Any], parts: Sequence[str]) -> Any:
+    """Value at a path given as its parts (``("fields", "company")``), or None."""
     value: Any = data
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+    for part in parts:
+        if not (type(value) is dict or isinstance(value, Mapping)) or part not in value:
             return None
         value = value[part]
     return value

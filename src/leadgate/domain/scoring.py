@@ -173,7 +173,14 @@ def _fit(rule: FitRule, attributes: Mapping[str, Any]) -> RuleResult:
 
 
 def _matching(match: Match, by_type: Mapping[str, Sequence[Event]]) -> list[Event]:
-    return [e for e in by_type.get(match.event, ()) if match.matches(e)]
+    events = by_type.get(match.event, ())
+    if not match.where or not events:
+        return list(events)
+    where = match.where
+    if len(where) == 1:
+        holds = where[0].holds
+        return [e for e in events if holds(e.properties)]
+    return [e for e in events if all(c.holds(e.properties) for c in where)]
 
 
 def _in_window(events: list[Event], window: timedelta | None, as_of: datetime) -> list[Event]:
