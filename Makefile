@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/leadgate demo
+	$(VENV)/bin/leadgate serve --demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
@@ -23,7 +23,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+# The real analytics.js for the browser test, from the lock file (never committed).
+JS_STAMP := tests/js/node_modules/.package-lock.json
+
+$(JS_STAMP): tests/js/package.json tests/js/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tests/js --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "npm not found: the analytics.js browser test will be skipped"; \
+	fi
+
+test: lint typecheck $(JS_STAMP)
 	$(VENV)/bin/pytest -q
 
 bench: $(STAMP)

@@ -161,7 +161,12 @@ def convert_message(
     group); None for alias calls, which only link ids. Raises InvalidRow naming the
     field when the message cannot be read."""
     kind = msg.get("type")
-    if kind in _EVENT_KINDS and "user_id" not in msg and "message_id" not in msg:
+    if (
+        type(kind) is str
+        and kind in _EVENT_KINDS
+        and "user_id" not in msg
+        and "message_id" not in msg
+    ):
         event = _plain_event(msg, kind, links, mapping)
         if event is not None:
             return event
@@ -263,7 +268,7 @@ def checked_message(
     if kind == "alias":
         return None
     if kind == "identify":
-        return Identity(lead_id, trait_attributes(_object(msg, "traits")), when, "identify")
+        return Identity(lead_id, trait_attributes(identify_traits(msg)), when, "identify")
     if kind == "group":
         return Identity(lead_id, group_attributes(msg), when, "group")
     assert when is not None
@@ -273,6 +278,15 @@ def checked_message(
         return _view_event(msg, kind, event_id, lead_id, when, props)
     event_type = mapping.event_type(str(msg["event"]))
     return Event(event_id, lead_id, event_type, when, canonical_properties(props))
+
+
+def identify_traits(msg: Mapping[str, Any]) -> dict[str, Any]:
+    """An identify call's traits: ``traits``, over ``context.traits`` (where some
+    libraries, RudderStack's among them, put an identify's traits)."""
+    context = msg.get("context")
+    inner = context.get("traits") if isinstance(context, dict) else None
+    base = dict(inner) if isinstance(inner, dict) else {}
+    return {**base, **_object(msg, "traits")}
 
 
 def trait_attributes(traits: Mapping[str, Any]) -> dict[str, Any]:

@@ -201,8 +201,7 @@ def _read(msg: object, at: datetime) -> _Message:
     anons = [a for a in (anon, previous) if a is not None and a != user]
     email = None
     if isinstance(converted, Identity) and converted.kind == "identify":
-        traits = msg.get("traits")
-        email = normalise_email(traits.get(EMAIL)) if isinstance(traits, dict) else None
+        email = normalise_email(converted.attributes.get(EMAIL))
     return _Message(converted, when, user, anons, email, previous if user else None)
 
 

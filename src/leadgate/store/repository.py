@@ -475,7 +475,8 @@ class Repository:
     def stage_history(self, lead_id: str) -> list[StageChange]:
         c = t.stage_history.c
         rows = self.conn.execute(
-            select(t.stage_history).where(c.lead_id == lead_id).order_by(c.at, c.id)
+            # id order is commit order: each change is written under the lead's lock
+            select(t.stage_history).where(c.lead_id == lead_id).order_by(c.id)
         )
         return [
             StageChange(

@@ -7,15 +7,20 @@ transaction, committed before the response.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from leadgate.adapters.model_source import read_model
+from leadgate.services.rescore import rescore
 from leadgate.store import create_engine, database_url, upgrade
-from leadgate.web import leads_api, segment_api
+from leadgate.web import browser_api, inbound_api, leads_api, segment_api
 from leadgate.web.http import ApiError, basic_user
 from leadgate.web.service import Service
 from leadgate.web.settings import Settings
@@ -33,7 +38,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        every = settings.rescore_every_seconds
+        task = asyncio.create_task(_rescore_periodically(service, every)) if every else None
         yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         service.engine.dispose()
 
     app = FastAPI(title="leadgate", version="0.1.0", lifespan=lifespan)
@@ -48,4 +59,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(segment_api.router(service))
     app.include_router(leads_api.router(service))
+    app.include_router(browser_api.router(service))
+    app.include_router(inbound_api.router(service))
+    # Pages on other sites send events from the browser (analytics.js); no cookies.
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"]
+    )
     return app
+
+
+log = logging.getLogger("leadgate")
+
+
+async def _rescore_periodically(service: Service, every: float) -> None:
+    """Decide every lead again each ``every`` seconds, so stored scores show decay.
+    A failed pass is logged and the next one tried; it never stops the service."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await service.in_thread(lambda: rescore(service.engine, service.model))
+        except Exception:
+            log.exception("periodic rescore failed; trying again in %s s", every)
