@@ -337,3 +337,35 @@ def test_database_url_comes_from_argument_then_env_then_default(
     assert normalise_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
     assert normalise_url("postgres://u@h/db").drivername == "postgresql+psycopg"
     assert normalise_url("sqlite:///x.db").drivername == "sqlite"
+
+
+def test_a_database_with_data_upgrades_from_the_first_revision(db_url: str) -> None:
+    upgrade(db_url, "0001")
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO leads (id, attributes, stage, score, created_at, updated_at) "
+                    "VALUES ('old-1', '{\"title\": \"CEO\"}', 'mql', 41, :t, :t)"
+                ),
+                {"t": T0},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO events (message_id, lead_id, type, at, received_at, properties) "
+                    "VALUES ('m-old', 'old-1', 'page_viewed', :t, :t, '{}')"
+                ),
+                {"t": T0},
+            )
+        upgrade(db_url)  # every later migration, on a database that holds leads and events
+        check(db_url)
+        with engine.connect() as conn:
+            repo = Repository(conn)
+            lead = repo.get_lead("old-1")
+            assert lead is not None and lead.attributes == {"title": "CEO"}
+            assert repo.lead_state("old-1") == ("mql", 41.0)
+            assert [e.id for e in repo.load_events("old-1")] == ["m-old"]
+            assert repo.lead_facts(["old-1"])["old-1"].attribute_times == {}
+    finally:
+        engine.dispose()

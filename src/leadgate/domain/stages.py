@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from leadgate.domain.conditions import format_duration
 from leadgate.domain.events import Event
@@ -168,3 +170,44 @@ def explain(
         detail = f": {dq.detail}" if dq.detail else ""
         lines.append(f"  disqualified: {dq.reason} by rule {dq.rule_id} ({dq.label}){detail}")
     return "\n".join(lines)
+
+
+def breakdown_document(
+    breakdown: Breakdown, decision: Decision, events: Sequence[Event] = ()
+) -> dict[str, Any]:
+    """A breakdown as plain JSON-ready data: what the API shows and what a handover
+    keeps (the score as it was when the lead was handed over)."""
+
+    def time(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    intent, dq = breakdown.intent, breakdown.disqualified
+    return {
+        "as_of": time(breakdown.as_of),
+        "model": f"{breakdown.model_name}@{breakdown.model_version}",
+        "total": breakdown.total,
+        "fit": breakdown.fit,
+        "engagement": breakdown.engagement,
+        "groups": dict(breakdown.groups),
+        "rules": [
+            {
+                "rule_id": r.rule_id,
+                "kind": r.kind,
+                "label": r.label,
+                "points": r.points,
+                "raw": r.raw if r.kind != "fit" else r.points,
+                "text": describe_rule(r),
+                "events": [a.event_id for a in r.awards],
+            }
+            for r in breakdown.rules
+            if round(r.points, 9) != 0
+        ],
+        "intent": None
+        if intent is None
+        else {"event_id": intent.event_id, "event_type": intent.event_type, "at": time(intent.at)},
+        "disqualified": None
+        if dq is None
+        else {"rule_id": dq.rule_id, "reason": dq.reason, "label": dq.label},
+        "decision": {"stage": decision.stage, "cause": decision.cause},
+        "explanation": explain(breakdown, decision, events),
+    }

@@ -349,9 +349,9 @@ def _apply_traits(repo: Repository, messages: list[_Message], at: datetime) -> N
             lead.attributes, lead.attribute_times, incoming, m.at
         )
         changed.add(m.lead_id)
-    for lead_id in sorted(changed):
-        lead = facts[lead_id]
-        repo.set_attributes(lead_id, lead.attributes, lead.attribute_times, at)
+    repo.set_attributes_many(
+        {i: (facts[i].attributes, facts[i].attribute_times) for i in sorted(changed)}, at
+    )
 
 
 def redecide_many(

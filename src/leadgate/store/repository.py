@@ -308,6 +308,26 @@ class Repository:
             .values(attributes=dict(attributes), attribute_times=dict(times), updated_at=at)
         )
 
+    def set_attributes_many(
+        self, rows: Mapping[str, tuple[Mapping[str, Any], Mapping[str, str]]], at: datetime
+    ) -> None:
+        """``set_attributes`` for many leads in one statement: id -> (attributes, times)."""
+        if not rows:
+            return
+        self.conn.execute(
+            update(t.leads)
+            .where(t.leads.c.id == bindparam("b_id"))
+            .values(
+                attributes=bindparam("b_attributes"),
+                attribute_times=bindparam("b_times"),
+                updated_at=at,
+            ),
+            [
+                {"b_id": i, "b_attributes": dict(a), "b_times": dict(times)}
+                for i, (a, times) in rows.items()
+            ],
+        )
+
     def append_events(self, events: Sequence[Event], received_at: datetime) -> set[str]:
         """Store the events whose message ids are not stored yet; their ids."""
         rows = [

@@ -7,7 +7,7 @@ from typing import Any
 
 from leadgate.domain.model import ScoringModel
 from leadgate.domain.scoring import evaluate
-from leadgate.domain.stages import decide, describe_rule, explain
+from leadgate.domain.stages import breakdown_document, decide
 from leadgate.services.leads import Erasure, LeadPage, LeadSummary
 from leadgate.store.records import StageChange
 from leadgate.store.repository import Repository
@@ -38,43 +38,7 @@ def lead_view(
         "score": breakdown.total,
         "attributes": dict(lead.attributes),
         "identities": [{"kind": k, "value": v} for k, v in repo.identities_of(lead_id)],
-        "breakdown": {
-            "as_of": _time(breakdown.as_of),
-            "model": f"{breakdown.model_name}@{breakdown.model_version}",
-            "total": breakdown.total,
-            "fit": breakdown.fit,
-            "engagement": breakdown.engagement,
-            "groups": dict(breakdown.groups),
-            "rules": [
-                {
-                    "rule_id": r.rule_id,
-                    "kind": r.kind,
-                    "label": r.label,
-                    "points": r.points,
-                    "raw": r.raw if r.kind != "fit" else r.points,
-                    "text": describe_rule(r),
-                    "events": [a.event_id for a in r.awards],
-                }
-                for r in breakdown.rules
-                if round(r.points, 9) != 0
-            ],
-            "intent": None
-            if breakdown.intent is None
-            else {
-                "event_id": breakdown.intent.event_id,
-                "event_type": breakdown.intent.event_type,
-                "at": _time(breakdown.intent.at),
-            },
-            "disqualified": None
-            if breakdown.disqualified is None
-            else {
-                "rule_id": breakdown.disqualified.rule_id,
-                "reason": breakdown.disqualified.reason,
-                "label": breakdown.disqualified.label,
-            },
-            "decision": {"stage": decision.stage, "cause": decision.cause},
-            "explanation": explain(breakdown, decision, events),
-        },
+        "breakdown": breakdown_document(breakdown, decision, events),
         "recent_events": [
             {
                 "id": e.id,

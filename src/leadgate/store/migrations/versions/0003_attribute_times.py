@@ -18,17 +18,18 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("leads") as batch:
-        batch.add_column(
-            sa.Column(
-                "attribute_times",
-                sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
-                server_default=sa.text("'{}'"),
-                nullable=False,
-            )
-        )
+    # A plain ADD COLUMN: SQLite takes it in place (a batch rebuild would drop and
+    # recreate ``leads``, which the foreign keys of other tables forbid).
+    op.add_column(
+        "leads",
+        sa.Column(
+            "attribute_times",
+            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+            server_default=sa.text("'{}'"),
+            nullable=False,
+        ),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("leads") as batch:
-        batch.drop_column("attribute_times")
+    op.drop_column("leads", "attribute_times")
