@@ -170,10 +170,17 @@ QUOTE = {"message": "Could you quote a redesign of our site?"}
 def assert_journey(lead: dict[str, Any]) -> None:
     """A lead taken through nurturing, MQL and SQL by the events above."""
     moves = [(h["from"], h["to"]) for h in lead["stage_history"]]
-    assert moves == [("new", "nurturing"), ("nurturing", "mql"), ("mql", "sql")], moves
-    assert lead["stage"] == "sql"
-    assert all(h["actor"] == "model" and h["cause"] for h in lead["stage_history"])
-    assert "quote_requested" in lead["stage_history"][-1]["cause"]
+    assert moves == [
+        ("new", "nurturing"),
+        ("nurturing", "mql"),
+        ("mql", "sql"),
+        ("sql", "handed_over"),
+    ], moves
+    assert lead["stage"] == "handed_over"
+    model_moves = lead["stage_history"][:3]
+    assert all(h["actor"] == "model" and h["cause"] for h in model_moves)
+    assert "quote_requested" in model_moves[-1]["cause"]
+    assert lead["stage_history"][-1]["actor"] == "handover"
     breakdown = lead["breakdown"]
     assert breakdown["decision"]["stage"] == "sql"
     assert breakdown["intent"]["event_type"] == "quote_requested"
@@ -203,7 +210,7 @@ def python_client_journey(
         send("page", {"user_id": lead_id, "name": "Pricing", "properties": {"path": path}})
     served.wait_for_stage(lead_id, "mql")
     send("track", {"user_id": lead_id, "event": "Quote Requested", "properties": QUOTE})
-    assert_journey(served.wait_for_stage(lead_id, "sql"))
+    assert_journey(served.wait_for_stage(lead_id, "handed_over"))
 
 
 def test_segment_analytics_python_takes_a_lead_to_sql(served: Served) -> None:
@@ -406,7 +413,7 @@ def test_analytics_js_in_chromium_takes_a_lead_to_sql(served: Served, browser_si
                 send("page")
             served.wait_for_stage(lead_id, "mql")
             send("track", "Quote Requested", QUOTE)
-            lead = served.wait_for_stage(lead_id, "sql")
+            lead = served.wait_for_stage(lead_id, "handed_over")
         finally:
             context.close()
     assert not problems, problems

@@ -654,9 +654,12 @@ def test_a_calendly_booking_makes_a_warm_lead_sql(api: Inbound) -> None:
     assert response.status_code == 200, response.text
     assert (response.json()["accepted"], response.json()["stored"]) == (1, 2)
     after = api.lead(lead_id)
-    assert after["stage"] == "sql" and after["score"] >= 40
+    assert after["stage"] == "handed_over" and after["score"] >= 40
     assert after["breakdown"]["intent"]["event_type"] == "meeting_booked"
-    assert [(c["from"], c["to"]) for c in after["stage_history"]][-1] == ("nurturing", "sql")
+    assert [(c["from"], c["to"]) for c in after["stage_history"]][-2:] == [
+        ("nurturing", "sql"),
+        ("sql", "handed_over"),
+    ]
     booked = next(e for e in after["recent_events"] if e["type"] == "meeting_booked")
     assert booked["properties"]["meeting_type"] == "Discovery call"
     assert booked["properties"]["utm_source"] == "newsletter"
@@ -673,7 +676,7 @@ def test_a_calendly_booking_makes_a_warm_lead_sql(api: Inbound) -> None:
     final = api.lead(lead_id)
     assert final["recent_events"][0]["type"] == "meeting_canceled"
     assert final["recent_events"][0]["properties"]["reason"] == "Clash"
-    assert final["stage"] == "sql"  # the model moves leads forward only
+    assert final["stage"] == "handed_over"  # the model moves leads forward only
 
 
 def test_calendly_answers_are_read_as_the_invitees_own_words(api: Inbound) -> None:

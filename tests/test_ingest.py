@@ -115,11 +115,17 @@ def test_a_lead_moves_nurturing_mql_sql_and_each_change_is_recorded(db: Engine) 
     assert first.stored == 1 and first.leads["u1"].stage == "nurturing"
     assert run(db, warm_up("u1")).leads["u1"].stage == "mql"
     last = run(db, [track("m9", "Quote Requested", 1, "u1", message="a quote please")])
-    assert last.leads["u1"].stage == "sql"
-    assert stages(db, "u1") == [("new", "nurturing"), ("nurturing", "mql"), ("mql", "sql")]
+    assert last.leads["u1"].stage == "handed_over"  # sql, then straight to sales
+    assert stages(db, "u1") == [
+        ("new", "nurturing"),
+        ("nurturing", "mql"),
+        ("mql", "sql"),
+        ("sql", "handed_over"),
+    ]
     with db.connect() as conn:
         history = Repository(conn).stage_history("u1")
-    sql = history[-1]
+    sql, handed = history[-2:]
+    assert handed.actor == "handover" and "no sales team" in handed.cause
     assert sql.model_version == MODEL.version and sql.actor == "model"
     assert "SQL threshold" in sql.cause and "intent:quote_requested" in sql.rule_ids
     assert "quote-request" in sql.rule_ids

@@ -24,7 +24,7 @@ from leadgate.web.service import Service
 from leadgate.web.settings import Settings
 from test_store import db_url  # noqa: F401  (fixture: SQLite and PostgreSQL)
 
-STAGES = ("new", "nurturing", "mql", "sql", "disqualified")
+STAGES = ("new", "nurturing", "mql", "sql", "handed_over", "disqualified")
 
 
 class Admin:
@@ -196,13 +196,13 @@ def test_filters_by_stage_score_email_and_text_across_pages(admin: Admin) -> Non
     admin.send(population(23))
     everyone = admin.all_pages("", limit=500)
     by_stage = {s: {x["id"] for x in everyone if x["stage"] == s} for s in STAGES}
-    assert all(by_stage[s] for s in ("nurturing", "mql", "sql", "disqualified")), by_stage
+    assert all(by_stage[s] for s in ("nurturing", "mql", "handed_over", "disqualified")), by_stage
 
-    repeated = admin.all_pages("stage=mql&stage=sql", limit=2)
-    comma = admin.all_pages("stage=MQL,%20sql", limit=3)
+    repeated = admin.all_pages("stage=mql&stage=handed_over", limit=2)
+    comma = admin.all_pages("stage=MQL,%20handed_over", limit=3)
     assert [x["id"] for x in repeated] == [x["id"] for x in comma]
-    assert {x["id"] for x in repeated} == by_stage["mql"] | by_stage["sql"]
-    assert {x["stage"] for x in repeated} == {"mql", "sql"}
+    assert {x["id"] for x in repeated} == by_stage["mql"] | by_stage["handed_over"]
+    assert {x["stage"] for x in repeated} == {"mql", "handed_over"}
 
     threshold = sorted(x["score"] for x in everyone)[len(everyone) // 2]
     high = admin.all_pages(f"min_score={threshold}", limit=4)
@@ -328,12 +328,16 @@ def test_a_person_moves_a_lead_back_and_the_model_moves_it_on_only_when_further_
         ]
     )
     history = admin.get("/api/leads/ola").json()["stage_history"]
-    assert [(c["from"], c["to"], c["actor"]) for c in history[-3:]] == [
-        (history[-3]["from"], "mql", "model"),
-        ("mql", "nurturing", f"admin key #{admin.admin_key_id}"),
-        ("nurturing", "sql", "model"),
-    ]
-    assert history[-1]["model_version"] is not None
+    assert (
+        [(c["from"], c["to"], c["actor"]) for c in history[-3:]]
+        == [
+            (history[-4]["from"], "mql", "model"),
+            ("mql", "nurturing", f"admin key #{admin.admin_key_id}"),
+            ("nurturing", "sql", "model"),
+            ("sql", "handed_over", "handover"),  # no team loaded: it waits in the queue
+        ][1:]
+    )
+    assert history[-2]["model_version"] is not None
 
 
 def test_a_person_moves_a_lead_forward_and_the_model_never_moves_it_back(admin: Admin) -> None:
@@ -359,7 +363,7 @@ def test_a_person_moves_a_lead_forward_and_the_model_never_moves_it_back(admin: 
         ({"stage": "sql"}, 422, "reason"),
         ({"stage": "sql", "reason": "   "}, 422, "reason"),
         ({"stage": "sql", "reason": "x" * 2001}, 422, "reason"),
-        ({"stage": "won", "reason": "closed"}, 422, "stage"),
+        ({"stage": "closed_won", "reason": "closed"}, 422, "stage"),
         ({"reason": "no stage"}, 422, "stage"),
         ({"stage": 3, "reason": "x"}, 422, "stage"),
         ({"stage": "sql", "reason": "x", "actor": " "}, 422, "actor"),
@@ -462,7 +466,7 @@ def test_erasure_leaves_no_personal_data_and_refuses_the_erased_messages(
     admin.send(private_history())
     admin.send(population(2))  # someone else, who must be left alone
     moved = admin.override("zoe-q-1", stage="mql", reason=f"{PRIVATE['name']} has no budget")
-    assert moved.status_code == 200 and moved.json()["from"] == "sql"
+    assert moved.status_code == 200 and moved.json()["from"] == "handed_over"
     before = all_rows_as_text(admin)
     # Her surname, not "Zoë": JSON may hold the name as "Zo\\u00eb".
     needles = [PRIVATE["email"].lower(), "Quill", PRIVATE["phone"], "zoe-q-1", "anon-zq"]
@@ -473,7 +477,8 @@ def test_erasure_leaves_no_personal_data_and_refuses_the_erased_messages(
     receipt = response.json()
     assert receipt["erased"] is True and len(receipt["erasure_id"]) == 32
     assert receipt["deleted"]["leads"] == 1 and receipt["deleted"]["events"] == 4
-    assert receipt["deleted"]["identities"] == 3 and receipt["deleted"]["stage_history"] == 2
+    assert receipt["deleted"]["identities"] == 3 and receipt["deleted"]["stage_history"] == 3
+    assert receipt["deleted"]["handovers"] == 1  # handed over at sql, then moved back
     assert receipt["deleted"]["score_ledger"] > 0
     assert "zoe" not in response.text.lower()
 

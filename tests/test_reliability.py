@@ -264,7 +264,7 @@ def test_concurrent_batches_for_one_lead_end_as_sequential(db_url: str, tmp_path
 
     seq_stage, seq_score, seq_ledger, seq_events = lead_state(db_url, "seq")
     stage, score, ledger, events = lead_state(db_url, "conc")
-    assert seq_stage == "sql" and views["seq"]["stage"] == "sql"
+    assert seq_stage == "handed_over" and views["seq"]["stage"] == "handed_over"
     # The sequential lead is consistent with itself: stored score = evaluation now.
     assert seq_score == pytest.approx(views["seq"]["score"], abs=0.01)
     assert (events, stage) == (seq_events, seq_stage)
@@ -277,12 +277,12 @@ def test_concurrent_batches_for_one_lead_end_as_sequential(db_url: str, tmp_path
     )
     # The model moves a lead forward only, entering each stage once: its moves form
     # one chain from new to sql (the order of the history is not checked here).
-    ranks = ["new", "nurturing", "mql", "sql"]
+    ranks = ["new", "nurturing", "mql", "sql", "handed_over"]
     moves = [(h["from"], h["to"]) for h in views["conc"]["stage_history"]]
     chain = sorted(moves, key=lambda move: ranks.index(move[0]))
     assert all(ranks.index(a) < ranks.index(b) for a, b in chain), moves
     assert all(a == b for (_, a), (b, _) in itertools.pairwise(chain)), moves
-    assert (chain[0][0], chain[-1][1]) == ("new", "sql"), moves
+    assert (chain[0][0], chain[-1][1]) == ("new", "handed_over"), moves
 
 
 def stage_moves(user: str) -> list[list[dict[str, Any]]]:

@@ -87,3 +87,70 @@ def test_a_served_lead_reaches_sql_over_http(server: tuple[str, str, str]) -> No
     assert "lead u1: SQL" in str(body)
     writer = {"Authorization": f"Bearer {write_key}"}
     assert httpx.get(f"{base}/api/leads/u1", headers=writer, timeout=10).status_code == 403
+
+
+def test_serve_demo_loads_leads_in_every_stage_and_prints_working_keys(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    port = _free_port()
+    args = ["serve", "--demo", "--demo-leads", "300", "--port", str(port), "--database-url", url]
+    proc = subprocess.Popen(
+        [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path
+    )
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the server prints its address last, once listening
+            lines.append(line)
+            if line.startswith("leadgate listening on"):
+                break
+        printed = "".join(lines)
+        assert f"http://127.0.0.1:{port}" in printed, printed
+        admin_key = next(x.split()[-1] for x in lines if x.startswith("demo admin key"))
+        write_key = next(x.split()[-1] for x in lines if x.startswith("demo write key"))
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                httpx.get(f"{base}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        admin = {"Authorization": f"Bearer {admin_key}"}
+        for stage in ("nurturing", "mql", "handed_over", "disqualified"):
+            listed = httpx.get(f"{base}/api/leads", params={"stage": stage}, headers=admin)
+            assert listed.status_code == 200, listed.text
+            assert listed.json()["items"], f"no demo lead in {stage}"
+        sent = httpx.post(
+            f"{base}/v1/track",
+            json={"userId": "newcomer", "event": "Guide Downloaded", "properties": {}},
+            auth=(write_key, ""),
+        )
+        assert sent.status_code == 200 and sent.json()["stored"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    # A second start on the same database loads nothing more.
+    again = subprocess.run(
+        [*CLI, "serve", "--demo", "--port", "1", "--database-url", url, "--host", "256.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert "already holds leads" in again.stdout
+
+
+def test_rescore_command_reports_what_it_did(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"type": "page", "userId": "u1", "messageId": "p1", '
+        '"timestamp": "2026-01-01T00:00:00Z", "properties": {"path": "/pricing"}}\n',
+        encoding="utf-8",
+    )
+    _leadgate("import", "--events", str(events), "--database-url", url, "--at", "2026-01-02")
+    done = _leadgate("rescore", "--database-url", url, "--at", "2026-06-01")
+    assert "rescored 1 leads" in done and "1 scores changed" in done  # decay over 5 months
+    again = _leadgate("rescore", "--database-url", url, "--at", "2026-06-01")
+    assert "0 scores changed" in again

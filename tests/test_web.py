@@ -100,7 +100,7 @@ def test_segment_calls_move_a_lead_to_sql_visible_in_the_lead_api(api: Api) -> N
         assert response.status_code == 200, response.text
         assert response.json()["success"] is True
         seen.append(api.lead("u1").json()["stage"])
-    assert seen == ["nurturing", "nurturing", "nurturing", "mql", "mql", "mql", "sql"]
+    assert seen == ["nurturing", "nurturing", "nurturing", "mql", "mql", "mql", "handed_over"]
     view = api.lead("u1").json()
     assert view["email"] == "dana@acme.example"
     assert view["attributes"]["title"] == "Head of Marketing"
@@ -108,6 +108,7 @@ def test_segment_calls_move_a_lead_to_sql_visible_in_the_lead_api(api: Api) -> N
         ("new", "nurturing"),
         ("nurturing", "mql"),
         ("mql", "sql"),
+        ("sql", "handed_over"),
     ]
     assert view["breakdown"]["decision"]["stage"] == "sql"
     assert "lead u1: SQL" in view["breakdown"]["explanation"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from sqlalchemy import Engine
 
 from leadgate.adapters.files import load_mapping, write_results
 from leadgate.adapters.model_source import read_model
@@ -44,6 +45,24 @@ keys_app = typer.Typer(
     help="API keys: write keys send events, admin keys read.", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+webhooks_app = typer.Typer(
+    help="Outbound webhook subscriptions: who gets which lifecycle events.",
+    no_args_is_help=True,
+)
+app.add_typer(webhooks_app, name="webhooks")
+outbox_app = typer.Typer(
+    help="The outbox: notifications waiting, delivered or dead; re-drive dead ones.",
+    no_args_is_help=True,
+)
+app.add_typer(outbox_app, name="outbox")
+team_app = typer.Typer(
+    help="The sales team: reps, routing rules and the first-contact SLA.", no_args_is_help=True
+)
+app.add_typer(team_app, name="team")
+handovers_app = typer.Typer(
+    help="Handovers to sales: list them and record what happened.", no_args_is_help=True
+)
+app.add_typer(handovers_app, name="handovers")
 
 DatabaseOpt = Annotated[
     str | None,
@@ -451,26 +470,563 @@ def keys_create(
     print(key)
 
 
+@team_app.command("load")
+def team_load(
+    file: Annotated[Path, typer.Argument(help="The team file (YAML), see docs/team.md.")],
+    database_url: DatabaseOpt = None,
+    model: ModelOpt = None,
+    by: Annotated[str, typer.Option("--by", help="Who loads it (kept with it).")] = "cli",
+) -> None:
+    """Check a team file and make it the active sales team (rule groups are checked
+    against the scoring model's groups)."""
+    from leadgate.services.team import load_team
+
+    _input_file("team file", file)
+    groups = _model(model).groups
+    url = resolve_database_url(database_url)
+    try:
+        upgrade(url)
+        engine = create_engine(url)
+    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
+        raise fail(f"cannot open {url}: {exc}") from None
+    try:
+        with engine.begin() as conn:
+            config = load_team(
+                conn, file.read_text("utf-8"), str(file), by, datetime.now(UTC), groups
+            )
+    except SpecError as exc:
+        for problem in exc.problems:
+            err.print(problem, highlight=False, markup=False)
+        raise fail(f"{file}: {plural(len(exc.problems), 'problem')}; nothing loaded") from None
+    finally:
+        engine.dispose()
+    teams = ", ".join(f"{t.name} ({len(t.members)})" for t in config.teams)
+    out.print(
+        f"loaded {file} into {url}: {plural(len(config.reps), 'rep')} in teams {teams}; "
+        f"{plural(len(config.rules), 'rule')}",
+        highlight=False,
+    )
+
+
+@team_app.command("show")
+def team_show(database_url: DatabaseOpt = None) -> None:
+    """Show the active sales team: routing rules, then each rep as routing sees them."""
+    from leadgate.services.team import NoTeam, active_team, active_team_file, reps_view
+
+    url = resolve_database_url(database_url)
+    try:
+        upgrade(url)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            stored, config = active_team_file(conn), active_team(conn)
+            reps = reps_view(conn) if config is not None else []
+        engine.dispose()
+    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
+        raise fail(f"cannot read the team from {url}: {exc}") from None
+    if stored is None or config is None:
+        raise fail(str(NoTeam()), 1)
+    out.print(
+        f"team file #{stored.id}, loaded {stored.loaded_at:%Y-%m-%d %H:%M} UTC by "
+        f"{stored.loaded_by}; first contact within {_hours(config.first_contact)} of "
+        f"working time; then {config.escalation.escalate}; fallback queue "
+        f"{config.fallback_queue}",
+        highlight=False,
+    )
+    owner = "on" if config.account_owner else "off"
+    out.print(f"account owner first: {owner}; default team: {config.default_team}", highlight=False)
+    for index, rule in enumerate(config.rules, 1):
+        target = f"team {rule.team}" if rule.team else f"rep {rule.rep}"
+        out.print(f"  {index}. {rule.id}: {rule.describe()} -> {target}", highlight=False)
+    for rep in reps:
+        state = "available" if rep["available"] else "AWAY"
+        hours = "; ".join(f"{d} {h}" for d, h in rep["hours"].items())
+        changed = f" (changed: {rep['overridden']})" if rep["overridden"] else ""
+        out.print(
+            f"{rep['id']:<12} {rep['team']:<10} {state:<9} capacity {rep['capacity']:<3} "
+            f"{rep['time_zone']:<18} {hours}{changed}",
+            highlight=False,
+        )
+
+
+def _hours(value: timedelta) -> str:
+    from leadgate.domain.conditions import format_duration
+
+    return format_duration(value)
+
+
+@app.command("import")
+def import_events(
+    events: Annotated[
+        Path, typer.Option("--events", help="Segment JSON lines (.jsonl or .jsonl.gz).")
+    ],
+    database_url: DatabaseOpt = None,
+    model: ModelOpt = None,
+    chunk: Annotated[
+        int,
+        typer.Option(
+            "--chunk", min=1, max=1_000_000, help="Messages per transaction (default 1000)."
+        ),
+    ] = 1000,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Decision time, ISO 8601 (default: now, as for live events)."),
+    ] = None,
+) -> None:
+    """Bulk import a Segment history into the database, through the live ingest path."""
+    # Imported here so the other commands do not load the store and ingest code.
+    from sqlalchemy.engine import make_url
+
+    from leadgate.services.bulk_import import ImportFailed
+    from leadgate.services.bulk_import import import_events as run_import
+
+    _input_file("--events", events)
+    scoring_model = _model(model)
+    moment = None
+    if at is not None:
+        try:
+            moment = parse_timestamp(at)
+        except ValueError as exc:
+            raise fail(f"--at: {exc}") from None
+    url = resolve_database_url(database_url)
+    shown_url = make_url(url).render_as_string(hide_password=True)
+    shown = 0
+
+    def on_error(problem: object) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= 20:
+            err.print(f"skipped {problem}", highlight=False, markup=False, soft_wrap=True)
+
+    try:
+        upgrade(url)
+        engine = create_engine(url)
+    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
+        raise fail(f"cannot open {shown_url}: {exc}") from None
+    try:
+        with err.status("importing...") as status:
+            summary = run_import(
+                engine,
+                scoring_model,
+                events,
+                chunk=chunk,
+                now=moment,
+                on_error=on_error,
+                on_progress=lambda s: status.update(f"importing... {s.messages:,} messages"),
+            )
+    except (ImportFailed, ValueError) as exc:
+        raise fail(str(exc), code=1) from None
+    finally:
+        engine.dispose()
+    if summary.error_count > 20:
+        err.print(f"... and {summary.error_count - 20:,} more unreadable lines", highlight=False)
+    stages = ", ".join(f"{stage} {n:,}" for stage, n in summary.stages.items()) or "none"
+    out.print(
+        f"imported {events} into {shown_url} with {scoring_model.name}@{scoring_model.version}: "
+        f"{plural(summary.messages, 'message')}, {summary.stored:,} stored, "
+        f"{plural(summary.duplicates, 'duplicate')}, {plural(summary.error_count, 'error')}; "
+        f"{summary.seconds:.1f} s, {summary.events_per_second:,.0f} events/s\n"
+        f"leads per stage: {stages}",
+        highlight=False,
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
     database_url: DatabaseOpt = None,
     model: ModelOpt = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo",
+            help="On an empty database, load a simulated agency's last 90 days first; "
+            "print a demo write key and admin key.",
+        ),
+    ] = False,
+    demo_leads: Annotated[
+        int, typer.Option("--demo-leads", min=10, max=100_000, help="People in the demo.")
+    ] = 1500,
+    rescore_every: Annotated[
+        float,
+        typer.Option(
+            "--rescore-every",
+            min=0,
+            help="Seconds between passes that decide every lead again, so stored scores "
+            "show their decay (0: off).",
+        ),
+    ] = 3600.0,
 ) -> None:
-    """Run the HTTP API: Segment-compatible /v1 endpoints and the lead API."""
+    """Run the HTTP API: Segment-compatible /v1 endpoints, webhooks and the lead API."""
     import uvicorn
 
     from leadgate.web.app import create_app
     from leadgate.web.settings import Settings
 
-    _model(model)  # refuse a bad model before listening
+    scoring_model = _model(model)  # refuse a bad model before listening
+    url = resolve_database_url(database_url)
     try:
-        application = create_app(Settings(database_url=database_url, model_path=model))
+        settings = Settings(database_url=url, model_path=model, rescore_every_seconds=rescore_every)
+        application = create_app(settings)
     except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
         raise fail(f"cannot start: {exc}") from None
-    out.print(f"leadgate listening on http://{host}:{port} (API docs at /docs)", highlight=False)
+    base = f"http://{host}:{port}"
+    if demo:
+        _load_demo(application.state.engine, scoring_model, base, demo_leads)
+    out.print(f"leadgate listening on {base} (API docs at {base}/docs)", highlight=False)
     uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def _load_demo(engine: Engine, scoring_model: ScoringModel, base: str, people: int) -> None:
+    from leadgate.services.demo import load_demo
+
+    with err.status(f"loading the demo: {people:,} simulated people...") as status:
+        summary = load_demo(
+            engine,
+            scoring_model,
+            Path("out/demo"),
+            leads=people,
+            on_progress=lambda s: status.update(
+                f"loading the demo: {s.messages:,} messages imported"
+            ),
+        )
+    stages = ", ".join(f"{stage} {n:,}" for stage, n in summary.stages.items())
+    if summary.loaded and summary.imported is not None:
+        out.print(
+            f"demo loaded: {summary.imported.messages:,} messages in "
+            f"{summary.imported.seconds:.1f} s; leads per stage: {stages}",
+            highlight=False,
+        )
+    else:
+        out.print(f"the database already holds leads ({stages}); nothing loaded", highlight=False)
+    out.print(f"demo write key (send events):  {summary.write_key}", highlight=False)
+    out.print(f"demo admin key (read leads):   {summary.admin_key}", highlight=False)
+    for stage, lead_id in summary.example_leads.items():
+        out.print(
+            f"  a lead in {stage}: curl -H 'Authorization: Bearer {summary.admin_key}' "
+            f"{base}/api/leads/{lead_id}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@app.command()
+def rescore(
+    database_url: DatabaseOpt = None,
+    model: ModelOpt = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Decision time, ISO 8601 (default: now).")
+    ] = None,
+) -> None:
+    """Decide every stored lead again (after a model change, or to bring decay up to date).
+
+    Leads only move forward; scores and the ledger are brought up to date."""
+    from leadgate.services.rescore import rescore as run_rescore
+
+    scoring_model = _model(model)
+    moment = None
+    if at is not None:
+        try:
+            moment = parse_timestamp(at)
+        except ValueError as exc:
+            raise fail(f"--at: {exc}") from None
+    url = resolve_database_url(database_url)
+    try:
+        upgrade(url)
+        engine = create_engine(url)
+    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
+        raise fail(f"cannot open {url}: {exc}") from None
+    try:
+        with err.status("rescoring...") as status:
+            summary = run_rescore(
+                engine,
+                scoring_model,
+                moment,
+                on_progress=lambda s: status.update(f"rescoring... {s.leads:,} leads"),
+            )
+    finally:
+        engine.dispose()
+    moved = ", ".join(f"{n:,} to {stage}" for stage, n in sorted(summary.moved.items()))
+    out.print(
+        f"rescored {summary.leads:,} leads with {scoring_model.name}@{scoring_model.version} "
+        f"in {summary.seconds:.1f} s: {summary.rescored:,} scores changed; "
+        f"stage changes: {moved or 'none'}",
+        highlight=False,
+    )
+
+
+def _outbox_engine(database_url: str | None) -> Engine:
+    url = resolve_database_url(database_url)
+    try:
+        upgrade(url)
+        return create_engine(url)
+    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
+        raise fail(f"cannot open {url}: {exc}") from None
+
+
+@app.command()
+def worker(
+    database_url: DatabaseOpt = None,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.01, help="Seconds between polls when idle.")
+    ] = 0.5,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=1000, help="Sends at once.")
+    ] = 32,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, max=10_000, help="Claimed at once.")
+    ] = 100,
+    model: ModelOpt = None,
+) -> None:
+    """Deliver the outbox (webhooks, email, chat) until stopped (Ctrl-C or SIGTERM), and
+    chase overdue handovers (a reminder, then an escalation) every minute.
+
+    Any number may run against PostgreSQL: each message is claimed by one worker."""
+    import signal
+    import threading
+
+    from leadgate.notify.worker import DeliveryReport, WorkerConfig, default_worker_id, run_worker
+    from leadgate.services.handover import follow_up_pass
+
+    scoring_model = _model(model)
+
+    try:
+        config = WorkerConfig(concurrency=concurrency)
+    except ValueError as exc:  # a bad LEADGATE_SMTP_URL
+        raise fail(str(exc)) from None
+    engine = _outbox_engine(database_url)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    worker_id = default_worker_id()
+    smtp = f"{config.smtp.host}:{config.smtp.port}" if config.smtp else "none (emails wait)"
+    err.print(f"worker {worker_id} delivering; SMTP server: {smtp}", highlight=False)
+
+    def report(r: DeliveryReport) -> None:
+        if r.retrying or r.dead:
+            err.print(
+                f"{r.claimed} claimed: {r.delivered} delivered, {r.retrying} to retry, "
+                f"{r.dead} dead; last error {r.errors[-1] if r.errors else '-'}",
+                highlight=False,
+            )
+
+    try:
+        total = run_worker(
+            engine,
+            stop,
+            interval,
+            config,
+            worker_id,
+            batch,
+            report,
+            periodic=lambda: follow_up_pass(engine, scoring_model),
+        )
+    finally:
+        engine.dispose()
+    out.print(
+        f"worker stopped: {total.delivered:,} delivered, {total.retrying:,} to retry, "
+        f"{total.dead:,} dead",
+        highlight=False,
+    )
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: Annotated[str, typer.Argument(help="Where to POST (http:// or https://).")],
+    secret: Annotated[str, typer.Option("--secret", help="Signs each delivery (HMAC-SHA256).")],
+    events: Annotated[
+        str, typer.Option("--events", help="Comma-separated, e.g. lead.sql,handover.assigned.")
+    ],
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Subscribe a URL to lifecycle events; prints the subscription id."""
+    from leadgate.services import outbox as uc
+
+    engine = _outbox_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            sub = uc.add_subscription(conn, url, secret, events.split(","), datetime.now(UTC))
+    except uc.InvalidSubscription as exc:
+        raise fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    out.print(f"subscription {sub.id}: {sub.url} <- {', '.join(sub.events)}", highlight=False)
+
+
+@webhooks_app.command("list")
+def webhooks_list(database_url: DatabaseOpt = None) -> None:
+    """The active subscriptions (id, URL, events); secrets are not shown."""
+    from leadgate.services import outbox as uc
+
+    engine = _outbox_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            subs = uc.list_subscriptions(conn)
+    finally:
+        engine.dispose()
+    for sub in subs:
+        print(f"{sub.id}\t{sub.url}\t{','.join(sub.events)}")
+    if not subs:
+        err.print("no webhook subscriptions", highlight=False)
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(
+    subscription_id: Annotated[int, typer.Argument(help="The subscription's id.")],
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Stop deliveries to a subscription (undelivered messages to it die)."""
+    from leadgate.services import outbox as uc
+
+    engine = _outbox_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            removed = uc.remove_subscription(conn, subscription_id)
+    finally:
+        engine.dispose()
+    if not removed:
+        raise fail(f"no active webhook subscription {subscription_id}", 1)
+    out.print(f"subscription {subscription_id} removed", highlight=False)
+
+
+@outbox_app.command("list")
+def outbox_list(
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending, delivered or dead.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000)] = 100,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Messages by id: id, status, channel, event, attempts, idempotency key, last error;
+    then the count per status on stderr."""
+    from leadgate.store.outbox_store import STATUSES, OutboxStore
+
+    if status is not None and status not in STATUSES:
+        raise fail(f"--status must be one of {', '.join(STATUSES)}, got {status!r}")
+    engine = _outbox_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            store = OutboxStore(conn)
+            messages = store.messages(status, limit)
+            counts = store.counts()
+    finally:
+        engine.dispose()
+    for m in messages:
+        print(
+            f"{m.id}\t{m.status}\t{m.channel}\t{m.event}\t{m.attempts}\t"
+            f"{m.idempotency_key}\t{m.last_error or ''}"
+        )
+    err.print(", ".join(f"{s} {n:,}" for s, n in counts.items()), highlight=False)
+
+
+@outbox_app.command("redrive")
+def outbox_redrive(
+    ids: Annotated[list[int] | None, typer.Argument(help="Dead messages to send again.")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead message.")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Put dead messages back to pending, due now, with the same idempotency key."""
+    from leadgate.store.outbox_store import OutboxStore
+
+    if bool(ids) == all_dead:
+        raise fail("give message ids or --all-dead (one of the two)")
+    engine = _outbox_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            n = OutboxStore(conn).redrive(None if all_dead else ids, datetime.now(UTC))
+    finally:
+        engine.dispose()
+    out.print(f"{plural(n, 'dead message')} back to pending", highlight=False)
+
+
+def _open_engine(database_url: str | None) -> Engine:
+    url = resolve_database_url(database_url)
+    try:
+        upgrade(url)
+        return create_engine(url)
+    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
+        raise fail(f"cannot open {url}: {exc}") from None
+
+
+@handovers_app.command("list")
+def handovers_list(
+    database_url: DatabaseOpt = None,
+    rep: Annotated[str | None, typer.Option("--rep", help="Only this rep's.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Comma list: open,contacted,accepted,...")
+    ] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only those past due.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 100,
+) -> None:
+    """Handovers, the longest waiting first."""
+    from leadgate.domain.lifecycle import NEXT_OUTCOMES
+    from leadgate.store.handover_store import HandoverStore
+
+    statuses = [x.strip() for x in (status or "").split(",") if x.strip()]
+    unknown = [x for x in statuses if x not in NEXT_OUTCOMES]
+    if unknown:
+        raise fail(f"--status: unknown {', '.join(unknown)} (known: {', '.join(NEXT_OUTCOMES)})")
+    engine = _open_engine(database_url)
+    now = datetime.now(UTC)
+    try:
+        with engine.connect() as conn:
+            rows = HandoverStore(conn).listing(rep, statuses, now if overdue else None, limit)
+    finally:
+        engine.dispose()
+    if not rows:
+        out.print("no handovers", highlight=False)
+    for h in rows:
+        late = " OVERDUE" if h.status == "open" and h.due_at and h.due_at < now else ""
+        due = f"due {h.due_at:%Y-%m-%d %H:%M} UTC" if h.due_at else "no deadline"
+        who = h.rep_id or f"queue {h.queue}"
+        out.print(
+            f"#{h.id} lead {h.lead_id} -> {who}: {h.status}, {due}{late} "
+            f"(score {h.breakdown.get('total', 0):.1f}, since {h.created_at:%Y-%m-%d %H:%M})",
+            highlight=False,
+            markup=False,
+        )
+
+
+@handovers_app.command("outcome")
+def handovers_outcome(
+    handover_id: Annotated[
+        int, typer.Argument(min=1, max=2**63 - 1, help="The handover's number (#N in the list).")
+    ],
+    outcome: Annotated[
+        str,
+        typer.Option("--outcome", help="contacted, accepted, rejected, opportunity, won or lost."),
+    ],
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="For rejected: not_a_fit, not_ready, no_budget, spam, competitor, "
+            "wrong_contact or other.",
+        ),
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Free text.")] = None,
+    by: Annotated[str, typer.Option("--by", help="Who says so.")] = "cli",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Record what happened with a handover (a rejection sends the lead back to nurturing)."""
+    from leadgate.services.handover import HandoverError, record_outcome
+    from leadgate.store import transact
+
+    engine = _open_engine(database_url)
+    now = datetime.now(UTC)
+    try:
+        updated = transact(
+            engine,
+            lambda conn: record_outcome(conn, handover_id, outcome, reason, note, by, now),
+        )
+    except HandoverError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    out.print(
+        f"handover #{updated.id} (lead {updated.lead_id}) is now {updated.status}",
+        highlight=False,
+    )
 
 
 def main() -> None:

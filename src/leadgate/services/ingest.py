@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadgate.domain.events import Event, to_utc
+from leadgate.domain.lifecycle import HANDED_OVER
 from leadgate.domain.mapping import InvalidRow
 from leadgate.domain.model import ScoringModel
 from leadgate.domain.rows import stable_id
@@ -40,6 +41,7 @@ from leadgate.domain.scoring import Breakdown, evaluate
 from leadgate.domain.segment import ANONYMOUS_PREFIX, Identity, convert_message, message_time
 from leadgate.domain.stages import Decision, decide
 from leadgate.domain.traits import apply_traits
+from leadgate.services.handover import Scored, hand_over
 from leadgate.store.records import LedgerEntry, StageChange
 from leadgate.store.repository import LeadFacts, Repository
 
@@ -170,9 +172,7 @@ def ingest(
     return result
 
 
-def _without_erased(
-    repo: Repository, read: list[_Message], result: IngestResult
-) -> list[_Message]:
+def _without_erased(repo: Repository, read: list[_Message], result: IngestResult) -> list[_Message]:
     """Messages whose events were erased with their lead (a privacy request) are
     accepted and dropped, so a client's retry does not bring the data back."""
     ids = [m.converted.id for m in read if isinstance(m.converted, Event)]
@@ -373,6 +373,7 @@ def redecide_many(
     ledger: list[LedgerEntry] = []
     scores: dict[str, float] = {}
     moves: list[StageChange] = []
+    scored: dict[str, Scored] = {}
     for lead_id in ids:
         if lead_id not in states:
             continue
@@ -393,11 +394,16 @@ def redecide_many(
                 at,
             )
             moves.append(change)
+            scored[lead_id] = Scored(breakdown, decision, events.get(lead_id, []), lead.attributes)
             stage = decision.stage
         outcomes[lead_id] = LeadOutcome(lead_id, stage, breakdown.total, decision)
     repo.set_scores(scores, at)
     repo.record_ledger(ledger)
     repo.record_stage_changes(moves)
+    # Same transaction: a handover and its notifications are never lost, never made twice.
+    for lead_id in hand_over(repo.conn, model, moves, scored, at):
+        outcome = outcomes[lead_id]
+        outcomes[lead_id] = replace(outcome, stage=HANDED_OVER)
     if changes is not None:
         changes.extend(moves)
     return outcomes

@@ -20,14 +20,15 @@ from typing import Any
 import orjson
 
 from leadgate.domain.events import to_utc
+from leadgate.domain.lifecycle import STAGES
 from leadgate.domain.model import ScoringModel
 from leadgate.domain.scoring import evaluate
-from leadgate.services.ingest import DISQUALIFIED, STAGE_RANK, ledger_changes, normalise_email
+from leadgate.services.ingest import ledger_changes, normalise_email
 from leadgate.store.records import StageChange
 from leadgate.store.repository import Repository
 
-# The stages a person may filter on or move a lead to.
-KNOWN_STAGES: tuple[str, ...] = (*STAGE_RANK, DISQUALIFIED)
+# The stages a person may filter on or move a lead to: the model's and sales'.
+KNOWN_STAGES: tuple[str, ...] = STAGES
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_TEXT = 200  # a search text longer than any id or email is a mistake

@@ -30,6 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -144,6 +145,53 @@ stage_history = Table(
     Index(None, "lead_id", "at"),
 )
 
+handovers = Table(
+    "handovers",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("lead_id", String(ID_LENGTH), ForeignKey("leads.id"), nullable=False),
+    Column("cycle", Integer, nullable=False),  # 1, then 2 after a rejection, ...
+    Column("stage", String(32), nullable=False),  # the model stage that started it
+    Column("status", String(16), nullable=False),  # lifecycle.NEXT_OUTCOMES keys
+    Column("rep_id", String(ID_LENGTH), nullable=True),  # None: waiting in a queue
+    Column("team", String(200), nullable=True),
+    Column("queue", String(200), nullable=True),
+    Column("reason", Text, nullable=False),  # why this rep
+    Column("company_domain", String(320), nullable=True),  # for account ownership
+    Column("breakdown", _json(), nullable=False),  # the score when handed over
+    Column("model_version", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("assigned_at", UtcDateTime, nullable=True),
+    Column("remind_at", UtcDateTime, nullable=True),  # a reminder to the rep
+    Column("due_at", UtcDateTime, nullable=True),  # first contact, in working time
+    Column("contacted_at", UtcDateTime, nullable=True),
+    Column("reminded_at", UtcDateTime, nullable=True),
+    Column("escalated_at", UtcDateTime, nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
+    UniqueConstraint("lead_id", "cycle"),  # exactly once per qualification cycle
+    Index(None, "status", "due_at"),
+    Index(None, "rep_id", "status"),
+    Index(None, "company_domain"),
+)
+
+dispositions = Table(
+    "dispositions",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("lead_id", String(ID_LENGTH), ForeignKey("leads.id"), nullable=False),
+    Column("handover_id", _serial(), ForeignKey("handovers.id"), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", String(32), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    # what was known when the lead was handed over, for learning (never after)
+    Column("breakdown", _json(), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Index(None, "lead_id", "at"),
+    Index(None, "handover_id"),
+)
+
 model_versions = Table(
     "model_versions",
     metadata,
@@ -156,6 +204,30 @@ model_versions = Table(
     Column("why", Text, nullable=True),
     Column("published_at", UtcDateTime, nullable=True),
     CheckConstraint("status IN ('draft', 'published')", name="status"),
+)
+
+# The sales team file, as loaded: the newest row is the active team (services/team.py).
+team_configs = Table(
+    "team_configs",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("text", Text, nullable=False),  # the YAML (or JSON) exactly as given
+    Column("loaded_at", UtcDateTime, nullable=False),
+    Column("loaded_by", String(200), nullable=False),
+)
+
+# Day-to-day changes to a rep made through the API (away, capacity), kept apart
+# from the file so that loading a new team file does not bring an away rep back.
+# None in a column: the team file's value holds.
+rep_overrides = Table(
+    "rep_overrides",
+    metadata,
+    Column("rep_id", String(ID_LENGTH), primary_key=True),
+    Column("available", Boolean, nullable=True),
+    Column("capacity", Integer, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    CheckConstraint("capacity IS NULL OR capacity >= 1", name="capacity"),
 )
 
 api_keys = Table(
@@ -187,4 +259,53 @@ erased_messages = Table(
     metadata,
     Column("message_sha256", String(64), primary_key=True),  # hex of the message id's hash
     Column("erasure_id", String(32), ForeignKey("erasures.id"), nullable=False, index=True),
+)
+
+# Outbound webhook subscriptions: who wants which lifecycle events (services/outbox.py).
+# Removing one marks it inactive, so the outbox rows that name it stay explainable.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(200), nullable=False),  # signs each delivery (HMAC-SHA256)
+    Column("events", _json(), nullable=False),  # list of event names
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# Side effects written in the same transaction as the change they report, then
+# delivered by a worker (notify/worker.py). A worker claims a row by setting
+# claimed_by and a lease (claimed_until, and next_attempt_at to the same time):
+# when the worker dies, the row is due again once the lease ends. The
+# idempotency key never changes, so a repeat carries the same key.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("channel", String(16), nullable=False),
+    Column("target", Text, nullable=False),  # a URL (webhook, chat) or an email address
+    Column(
+        "subscription_id",
+        _serial(),
+        ForeignKey("webhook_subscriptions.id"),
+        nullable=True,  # webhooks only: whose secret signs it
+    ),
+    Column("event", String(100), nullable=False),
+    # whom it is about (no foreign key: it outlives nothing, erasure deletes it)
+    Column("lead_id", String(ID_LENGTH), nullable=True, index=True),
+    Column("payload", _json(), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("status", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("claimed_by", String(200), nullable=True),
+    Column("claimed_until", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    UniqueConstraint("idempotency_key"),
+    Index(None, "status", "next_attempt_at"),
+    CheckConstraint("channel IN ('webhook', 'email', 'chat')", name="channel"),
+    CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
 )

@@ -18,9 +18,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from leadgate.adapters.model_source import read_model
+from leadgate.notify.worker import start_worker_thread
+from leadgate.services.handover import follow_up_pass
 from leadgate.services.rescore import rescore
 from leadgate.store import create_engine, database_url, upgrade
-from leadgate.web import browser_api, inbound_api, leads_api, segment_api
+from leadgate.web import (
+    browser_api,
+    handovers_api,
+    inbound_api,
+    leads_api,
+    segment_api,
+    team_api,
+    webhooks_api,
+)
 from leadgate.web.http import ApiError, basic_user
 from leadgate.web.service import Service
 from leadgate.web.settings import Settings
@@ -40,7 +50,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         every = settings.rescore_every_seconds
         task = asyncio.create_task(_rescore_periodically(service, every)) if every else None
+        # One outbox worker in process (the embedded default); more run as `leadgate worker`.
+        stop_worker = (
+            start_worker_thread(
+                service.engine, periodic=lambda: follow_up_pass(service.engine, service.model)
+            )
+            if settings.run_worker
+            else None
+        )
         yield
+        if stop_worker is not None:
+            await service.in_thread(stop_worker)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -61,6 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(leads_api.router(service))
     app.include_router(browser_api.router(service))
     app.include_router(inbound_api.router(service))
+    app.include_router(webhooks_api.router(service))
+    app.include_router(team_api.router(service))
+    app.include_router(handovers_api.router(service))
     # Pages on other sites send events from the browser (analytics.js); no cookies.
     app.add_middleware(
         CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"]

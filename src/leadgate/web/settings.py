@@ -44,6 +44,9 @@ class Settings:
     # Every so often all leads are decided again as of now, so stored scores show
     # their decay (services/rescore.py); 0 turns it off.
     rescore_every_seconds: float = 3600.0
+    # Deliver the outbox (webhooks, email, chat) from a thread of this process;
+    # off when separate `leadgate worker` processes do it.
+    run_worker: bool = True
 
     def __post_init__(self) -> None:
         if self.message_limit_bytes <= 0 or self.batch_limit_bytes <= 0:

@@ -1,0 +1,105 @@
+"""Use case: a database a newcomer can explore at once.
+
+``load_demo`` fills an empty database with a simulated agency's last 90 days
+(``leadgate.simulation``), imported through the live ingest path, so there are
+real leads in every stage, and creates a write key and an admin key to try the
+API with. A database that already holds leads is left as it is (keys are still
+created, so the newcomer has keys to use). The demo agency's sales team
+(``models/demo-team.yaml``) is loaded first, so sales-ready leads are handed
+over to its reps.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, func, select
+
+from leadgate.domain.model import ScoringModel
+from leadgate.services.bulk_import import ImportSummary, import_events, leads_per_stage
+from leadgate.services.team import load_demo_team
+from leadgate.simulation import SimulationConfig, simulate
+from leadgate.store import tables as t
+from leadgate.store import transact
+from leadgate.store.repository import Repository
+
+DEMO_LEADS = 1500
+DEMO_DAYS = 90
+DEMO_SEED = 7
+
+
+@dataclass
+class DemoSummary:
+    loaded: bool  # False when the database already held leads
+    write_key: str
+    admin_key: str
+    stages: dict[str, int] = field(default_factory=dict)
+    imported: ImportSummary | None = None
+    example_leads: dict[str, str] = field(default_factory=dict)  # stage -> a lead id
+
+
+def load_demo(
+    engine: Engine,
+    model: ScoringModel,
+    workdir: Path,
+    leads: int = DEMO_LEADS,
+    now: datetime | None = None,
+    on_progress: Callable[[ImportSummary], None] | None = None,
+) -> DemoSummary:
+    """Load the simulated history into an empty database and create demo keys."""
+    at = now or datetime.now(UTC)
+    loaded = False
+    imported = None
+    if _lead_count(engine) == 0:
+        transact(engine, lambda conn: load_demo_team(conn, at))  # a sales team to hand over to
+        workdir.mkdir(parents=True, exist_ok=True)
+        events = workdir / "demo-events.jsonl.gz"
+        config = SimulationConfig(
+            leads=leads, days=DEMO_DAYS, seed=DEMO_SEED, start=at - timedelta(days=DEMO_DAYS)
+        )
+        truth_path = workdir / "demo-truth.csv"
+        with (
+            events.open("wb") as raw,
+            gzip.GzipFile("", "wb", 3, raw, mtime=0) as zipped,
+            truth_path.open("w", newline="", encoding="utf-8") as truth,
+        ):
+            simulate(config, zipped, truth)
+        imported = import_events(engine, model, events, chunk=2000, now=at, on_progress=on_progress)
+        loaded = True
+
+    def keys(conn: Connection) -> tuple[str, str]:
+        repo = Repository(conn)
+        return repo.create_api_key("write", at)[1], repo.create_api_key("admin", at)[1]
+
+    write_key, admin_key = transact(engine, keys)
+    return DemoSummary(
+        loaded,
+        write_key,
+        admin_key,
+        leads_per_stage(engine),
+        imported,
+        _examples(engine),
+    )
+
+
+def _lead_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(t.leads)).scalar_one())
+
+
+def _examples(engine: Engine) -> dict[str, str]:
+    """The highest-scoring lead of each stage, to look at first."""
+    c = t.leads.c
+    out: dict[str, str] = {}
+    with engine.connect() as conn:
+        for stage in ("handed_over", "mql", "nurturing", "disqualified"):
+            lead = conn.execute(
+                select(c.id).where(c.stage == stage).order_by(c.score.desc(), c.id).limit(1)
+            ).scalar_one_or_none()
+            if lead is not None:
+                out[stage] = lead
+    return out
