@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -93,6 +95,7 @@ def test_serve_demo_loads_leads_in_every_stage_and_prints_working_keys(tmp_path:
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     port = _free_port()
     args = ["serve", "--demo", "--demo-leads", "300", "--port", str(port), "--database-url", url]
+    args += ["--demo-mail-port", str(_free_port()), "--demo-webhook-port", str(_free_port())]
     proc = subprocess.Popen(
         [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path
     )
@@ -125,6 +128,37 @@ def test_serve_demo_loads_leads_in_every_stage_and_prints_working_keys(tmp_path:
             auth=(write_key, ""),
         )
         assert sent.status_code == 200 and sent.json()["stored"] == 1
+        # A warm lead asks for a quote: handed over, its rep emailed, a signed webhook.
+        warm = httpx.get(f"{base}/api/leads", params={"stage": "mql"}, headers=admin)
+        lead_id = warm.json()["items"][0]["id"]
+        mails_before = len(list((tmp_path / "out/demo/mail").glob("*.eml")))
+        quote = {"userId": lead_id, "event": "Quote Requested", "messageId": "t-quote",
+                 "properties": {"message": "Could you quote a new website?"}}  # fmt: skip
+        asked = time.monotonic()
+        assert httpx.post(f"{base}/v1/track", json=quote, auth=(write_key, "")).status_code == 200
+        handover = httpx.get(f"{base}/api/handovers", headers=admin, params={"limit": 1000})
+        [mine] = [h for h in handover.json()["items"] if h["lead_id"] == lead_id]
+        assert mine["rep_id"] and mine["status"] == "open" and mine["due_at"]
+        inbox = tmp_path / "out/demo/webhooks.jsonl"
+
+        def assigned() -> list[dict[str, Any]]:
+            hooks = [json.loads(line) for line in inbox.read_text().splitlines()]
+            return [
+                h
+                for h in hooks
+                if h["event"] == "handover.assigned" and h["body"]["data"]["lead"]["id"] == lead_id
+            ]
+
+        while time.monotonic() - asked < 10 and not assigned():
+            time.sleep(0.05)
+        [hook] = assigned()
+        assert hook["signature"] == "valid"
+        while time.monotonic() - asked < 10:
+            mails = sorted((tmp_path / "out/demo/mail").glob("*.eml"))
+            if len(mails) > mails_before:
+                break
+            time.sleep(0.05)
+        assert lead_id in mails[-1].read_text(encoding="utf-8", errors="replace")
     finally:
         proc.terminate()
         proc.wait(timeout=10)

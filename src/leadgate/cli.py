@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -647,6 +647,21 @@ def serve(
     demo_leads: Annotated[
         int, typer.Option("--demo-leads", min=10, max=100_000, help="People in the demo.")
     ] = 1500,
+    demo_mail_port: Annotated[
+        int,
+        typer.Option(
+            "--demo-mail-port",
+            min=1,
+            max=65535,
+            help="The demo's local SMTP server (when LEADGATE_SMTP_URL is not set).",
+        ),
+    ] = 8025,
+    demo_webhook_port: Annotated[
+        int,
+        typer.Option(
+            "--demo-webhook-port", min=1, max=65535, help="The demo's local webhook receiver."
+        ),
+    ] = 8026,
     rescore_every: Annotated[
         float,
         typer.Option(
@@ -671,13 +686,61 @@ def serve(
     except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
         raise fail(f"cannot start: {exc}") from None
     base = f"http://{host}:{port}"
+    sinks: list[Any] = []
     if demo:
-        _load_demo(application.state.engine, scoring_model, base, demo_leads)
+        webhook = _demo_sinks(sinks, demo_mail_port, demo_webhook_port)
+        _load_demo(application.state.engine, scoring_model, base, demo_leads, webhook)
     out.print(f"leadgate listening on {base} (API docs at {base}/docs)", highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(application, host=host, port=port, log_level="warning")
+    finally:
+        for sink in sinks:
+            sink.stop()
 
 
-def _load_demo(engine: Engine, scoring_model: ScoringModel, base: str, people: int) -> None:
+DEMO_WEBHOOK_SECRET = "demo-webhook-secret"
+
+
+def _demo_sinks(sinks: list[Any], mail_port: int, webhook_port: int) -> tuple[str, str]:
+    """Start the demo's mail catcher (unless LEADGATE_SMTP_URL names a server) and
+    webhook inbox; the inbox's (url, secret)."""
+    import os
+
+    from leadgate.notify.demo_sinks import MailCatcher, WebhookInbox
+
+    folder = Path("out/demo")
+    try:
+        if not os.environ.get("LEADGATE_SMTP_URL"):
+            mail = MailCatcher(folder / "mail", port=mail_port).start()
+            sinks.append(mail)
+            os.environ["LEADGATE_SMTP_URL"] = mail.url  # read by the outbox worker
+            out.print(
+                f"emails to reps: {folder / 'mail'}/*.eml (a local SMTP server, {mail.url})",
+                highlight=False,
+            )
+        inbox = WebhookInbox(folder / "webhooks.jsonl", DEMO_WEBHOOK_SECRET, port=webhook_port)
+        sinks.append(inbox.start())
+    except OSError as exc:
+        for sink in sinks:
+            sink.stop()
+        raise fail(
+            f"cannot start the demo's local mail or webhook server ({exc}); "
+            "choose free ports with --demo-mail-port and --demo-webhook-port"
+        ) from None
+    out.print(
+        f"signed webhooks: {folder / 'webhooks.jsonl'} (a local receiver, {inbox.url})",
+        highlight=False,
+    )
+    return inbox.url, DEMO_WEBHOOK_SECRET
+
+
+def _load_demo(
+    engine: Engine,
+    scoring_model: ScoringModel,
+    base: str,
+    people: int,
+    webhook: tuple[str, str] | None = None,
+) -> None:
     from leadgate.services.demo import load_demo
 
     with err.status(f"loading the demo: {people:,} simulated people...") as status:
@@ -686,6 +749,7 @@ def _load_demo(engine: Engine, scoring_model: ScoringModel, base: str, people: i
             scoring_model,
             Path("out/demo"),
             leads=people,
+            webhook=webhook,
             on_progress=lambda s: status.update(
                 f"loading the demo: {s.messages:,} messages imported"
             ),

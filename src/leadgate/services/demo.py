@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from leadgate.domain.model import ScoringModel
 from leadgate.services.bulk_import import ImportSummary, import_events, leads_per_stage
+from leadgate.services.outbox import EVENTS, add_subscription
 from leadgate.services.team import load_demo_team
 from leadgate.simulation import SimulationConfig, simulate
 from leadgate.store import tables as t
@@ -49,13 +50,18 @@ def load_demo(
     leads: int = DEMO_LEADS,
     now: datetime | None = None,
     on_progress: Callable[[ImportSummary], None] | None = None,
+    webhook: tuple[str, str] | None = None,
 ) -> DemoSummary:
-    """Load the simulated history into an empty database and create demo keys."""
+    """Load the simulated history into an empty database and create demo keys;
+    ``webhook`` (url, secret) subscribes a receiver to every lifecycle event."""
     at = now or datetime.now(UTC)
     loaded = False
     imported = None
     if _lead_count(engine) == 0:
         transact(engine, lambda conn: load_demo_team(conn, at))  # a sales team to hand over to
+        if webhook is not None:
+            url, secret = webhook
+            transact(engine, lambda conn: add_subscription(conn, url, secret, EVENTS, at))
         workdir.mkdir(parents=True, exist_ok=True)
         events = workdir / "demo-events.jsonl.gz"
         config = SimulationConfig(
