@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from leadgate.services.handover import HandoverError, follow_up, record_outcome
-from leadgate.services.ingest import ingest
+from leadgate.services.ingest import ingest, redecide_many
 from leadgate.services.outbox import add_subscription
 from leadgate.services.team import load_demo_team
 from leadgate.store import create_engine, transact, upgrade
@@ -157,10 +157,15 @@ def test_a_rejection_recycles_the_lead_and_it_can_qualify_again(db: Engine) -> N
     assert history[-1].cause == "rejected by olivia: not_ready (budget in Q3)"
     with pytest.raises(HandoverError, match="closed"):
         transact(db, lambda c: record_outcome(c, handover.id, "won", None, None, "olivia", NOW))
-    # New interest later: the model moves it on again, and a second cycle opens.
+    # The quote that was rejected does not count twice: more visits, a rescore, and the
+    # lead is an MQL again at most, with no new handover.
+    soon = NOW + timedelta(days=2)
+    run(db, [page("r1-p3", "/pricing", 0, "r1"), page("r1-p4", "/pricing", 0, "r1")], soon)
+    transact(db, lambda c: redecide_many(Repository(c), MODEL, ["r1"], soon))
+    assert stage(db, "r1") == "mql" and len(handovers(db, "r1")) == 1
+    # A new intent action later: the model moves it on, and a second cycle opens.
     later = NOW + timedelta(days=20)
     run(db, [track("r1-q2", "Quote Requested", 0, "r1", message="ready now")], later)
-    run(db, [page("r1-p3", "/pricing", 0, "r1"), page("r1-p4", "/pricing", 0, "r1")], later)
     cycles = handovers(db, "r1")
     assert [h.cycle for h in cycles] == [1, 2] and cycles[1].status == "open"
     assert stage(db, "r1") == "handed_over"

@@ -405,11 +405,14 @@ def test_a_shared_device_does_not_merge_two_people(db: Engine) -> None:
     assert any("kiosk" in note for note in result.notes)
 
 
-def test_a_retried_message_without_id_or_time_is_stored_once(db: Engine) -> None:
+def test_a_message_without_id_or_time_counts_each_time_it_is_sent(db: Engine) -> None:
     msg = {"type": "track", "userId": "u1", "event": "Guide Downloaded", "properties": {}}
     first = run(db, [dict(msg)])
-    again = run(db, [dict(msg)])
-    assert (first.stored, again.stored, again.duplicates) == (1, 0, 1)
+    later = run(db, [dict(msg)], now=NOW + timedelta(hours=1))  # the same, an hour later
+    assert (first.stored, later.stored, later.duplicates) == (1, 1, 0)
+    timed = {**msg, "timestamp": when(1)}  # with a time, a repeat is the same event
+    assert run(db, [dict(timed)]).stored == 1
+    assert run(db, [dict(timed)], now=NOW + timedelta(hours=2)).duplicates == 1
 
 
 def test_a_request_costs_the_same_few_queries_however_many_messages(db: Engine) -> None:
@@ -465,3 +468,14 @@ def test_rescore_after_a_model_change_moves_leads_forward_only(db: Engine) -> No
         assert current is not None and current == ("mql", pytest.approx(expected.total))
         assert repo.stage_history("u2")[-1].model_version == "3"
     assert _ledger_by_key(db, "u2") == {k: round(v, 6) for k, v in earned_points(expected).items()}
+
+
+def test_times_far_in_the_future_or_past_are_refused_by_name(db: Engine) -> None:
+    future = {**page("f1", "/pricing", 0, "u1"), "timestamp": "2099-01-01T00:00:00Z"}
+    ancient = {**page("f2", "/pricing", 0, "u1"), "timestamp": "0001-01-01T00:00:00Z"}
+    ahead = {**page("f3", "/pricing", 0, "u1"), "timestamp": (NOW + timedelta(hours=2)).isoformat()}
+    result = run(db, [future, ancient, ahead])
+    assert [e.index for e in result.errors] == [0, 1]
+    assert "more than a day after" in result.errors[0].reason
+    assert "before 1990" in result.errors[1].reason
+    assert result.stored == 1  # a clock two hours ahead is taken

@@ -649,7 +649,7 @@ def test_cli_team_load_and_show(db_url: str, tmp_path: Path) -> None:  # noqa: F
     assert "5 reps in teams uk (2), europe (2), americas (1); 4 rules" in loaded.output
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text(demo_text().replace("capacity: 4", "capacity: none"))
+    bad.write_text(demo_text().replace("capacity: 20", "capacity: none"))
     refused = runner.invoke(app, ["team", "load", str(bad), "--database-url", db_url])
     assert refused.exit_code == 2
     assert f"{bad}:51: rep 'sanne': capacity must be a whole number" in refused.output

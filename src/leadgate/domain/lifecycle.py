@@ -14,6 +14,11 @@ sends the lead back to nurturing and closes the cycle, so it can qualify again.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+
+from leadgate.domain.scoring import Breakdown
+from leadgate.domain.stages import Decision
 
 MODEL_STAGES = ("new", "nurturing", "mql", "sql")
 SALES_STAGES = ("handed_over", "accepted", "opportunity", "won", "lost")
@@ -70,13 +75,55 @@ def check_outcome(status: str, outcome: str, reason: str | None) -> str | None:
     if outcome not in OUTCOMES:
         return f"unknown outcome {outcome!r} (known: {', '.join(OUTCOMES)})"
     if outcome == "rejected":
-        if reason not in REJECT_REASONS:
+        if reason is None:
             return f"a rejection needs a reason, one of: {', '.join(REJECT_REASONS)}"
-    elif reason is not None and reason not in REJECT_REASONS:
-        return f"unknown reason {reason!r} (known: {', '.join(REJECT_REASONS)})"
+        if reason not in REJECT_REASONS:
+            return f"unknown reason {reason!r} (known: {', '.join(REJECT_REASONS)})"
+    elif reason is not None:
+        return f"a reason is for rejections only, not for {outcome} (use the note)"
     allowed = NEXT_OUTCOMES.get(status, ())
     if outcome not in allowed:
         if not allowed:
             return f"the handover is closed ({status})"
         return f"a handover that is {status} can be marked {', '.join(allowed)}, not {outcome}"
     return None
+
+
+def after_recycle(
+    decision: Decision, breakdown: Breakdown, mql_threshold: float, recycled_at: datetime | None
+) -> Decision:
+    """The model's decision for a lead that sales or a person sent back at
+    ``recycled_at``: it qualifies again only on evidence newer than that. SQL needs an
+    intent action after it (the quote that was rejected does not count twice), and
+    MQL an event after it; otherwise the lead stays where it was put."""
+    if recycled_at is None or decision.stage not in ("mql", "sql"):
+        return decision
+    intent = breakdown.intent
+    if decision.stage == "sql" and intent is not None and intent.at > recycled_at:
+        return decision
+    last = breakdown.last_event_at
+    if breakdown.total >= mql_threshold and last is not None and last > recycled_at:
+        cause = (
+            f"score {breakdown.total:.1f} >= MQL threshold {mql_threshold:g} with activity "
+            f"since it was sent back on {recycled_at:%Y-%m-%d}"
+        )
+        if decision.stage == "sql":
+            cause += "; no new intent action since then"
+        return replace(decision, stage="mql", cause=cause, threshold=mql_threshold)
+    return replace(
+        decision,
+        stage="nurturing",
+        cause=f"sent back on {recycled_at:%Y-%m-%d}: no new activity since",
+        threshold=None,
+    )
+
+
+def recycled(from_stage: str | None, to_stage: str) -> bool:
+    """Whether a stage change sent a lead back (a rejection or a person's override)."""
+    rank = {stage: i for i, stage in enumerate((*MODEL_STAGES, *SALES_STAGES))}
+    return (
+        from_stage in rank
+        and to_stage in rank
+        and rank[to_stage] < rank[from_stage or "new"]
+        and to_stage in MODEL_STAGES
+    )

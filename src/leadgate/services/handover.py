@@ -102,7 +102,7 @@ def hand_over(
                 conn,
                 f"lead.{move.to_stage}",
                 _lead_event(move, info),
-                key=f"lead.{move.to_stage}:{move.lead_id}:{store.cycles(move.lead_id) + 1}",
+                key=f"lead.{move.to_stage}:{move.lead_id}:{move.at.isoformat()}",
                 at=at,
                 lead_id=move.lead_id,
             )
@@ -238,7 +238,7 @@ def _announce(
             "rules": handover.breakdown.get("rules", []),
         },
     }
-    key = f"{event}:{handover.id}:{handover.rep_id or handover.queue}"
+    key = f"{event}:{_ref(handover)}:{handover.rep_id or handover.queue}"
     outbox.publish(conn, event, data, key=key, at=at, lead_id=handover.lead_id)
     if rep is None:
         return
@@ -273,6 +273,12 @@ def _announce(
             at=at,
             lead_id=handover.lead_id,
         )
+
+
+def _ref(handover: Handover) -> str:
+    """A handover's name in idempotency keys: its number and when it was opened (a
+    number can come again on SQLite after the newest lead was erased)."""
+    return f"{handover.id}.{handover.created_at.timestamp():.6f}"
 
 
 def _short(event: Event) -> str:
@@ -370,7 +376,7 @@ def record_outcome(
             "actor": actor,
             "at": at.isoformat(),
         },
-        key=f"lead.disposition:{handover.id}:{len(store.dispositions(handover.id))}",
+        key=f"lead.disposition:{_ref(handover)}:{len(store.dispositions(handover.id))}",
         at=at,
         lead_id=handover.lead_id,
     )
@@ -418,7 +424,7 @@ def _reminder(conn: Connection, handover: Handover, rep: Rep | None, now: dateti
         f"due {due}.\n{LINKS.lead(handover.lead_id)}\n"
         f"Record it: leadgate handovers outcome {handover.id} --outcome contacted\n",
         None,
-        key=f"email:handover.reminder:{handover.id}:{handover.rep_id}",
+        key=f"email:handover.reminder:{_ref(handover)}:{handover.rep_id}",
         at=now,
         lead_id=handover.lead_id,
     )
@@ -455,7 +461,7 @@ def _escalate(
         conn,
         "handover.overdue",
         {"handover": _handover_doc(handover), "escalation": step},
-        key=f"handover.overdue:{handover.id}:{handover.rep_id}:{_when(handover.due_at)}",
+        key=f"handover.overdue:{_ref(handover)}:{handover.rep_id}:{_when(handover.due_at)}",
         at=now,
         lead_id=handover.lead_id,
     )
@@ -487,7 +493,7 @@ def _escalate(
             f"The lead {handover.lead_id}, assigned to {handover.rep_id or 'nobody'}, missed "
             f"its first contact (due {_when(handover.due_at)}).\n{LINKS.lead(handover.lead_id)}\n",
             None,
-            key=f"email:handover.escalated:{handover.id}:{_when(handover.due_at)}",
+            key=f"email:handover.escalated:{_ref(handover)}:{_when(handover.due_at)}",
             at=now,
             lead_id=handover.lead_id,
         )

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from leadgate.domain.events import Event, to_utc
-from leadgate.domain.lifecycle import HANDED_OVER
+from leadgate.domain.lifecycle import HANDED_OVER, after_recycle
 from leadgate.domain.mapping import InvalidRow
 from leadgate.domain.model import ScoringModel
 from leadgate.domain.rows import stable_id
@@ -58,6 +58,9 @@ EMAIL = "email"
 TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
 
 Claim = tuple[str, str]  # (identity kind, value)
+# Times a message may carry: a clock a little ahead is fine, a date in 2099 is a bug.
+FUTURE_SLACK = timedelta(days=1)
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,12 +192,21 @@ def _read(msg: object, at: datetime) -> _Message:
     """A message as ``_Message``; raises InvalidRow naming what is wrong."""
     if not isinstance(msg, dict):
         raise InvalidRow("expected a JSON object")
-    if not (msg.get("messageId") or msg.get("message_id")):
-        msg = {**msg, "messageId": stable_id(msg)}  # before receivedAt: retries match
     if not any(msg.get(k) for k in TIME_FIELDS):
         msg = {**msg, "receivedAt": at.isoformat()}  # as Segment does: the time received
+    if not (msg.get("messageId") or msg.get("message_id")):
+        # As Segment does, a message without an id gets one; from its content and time,
+        # so the same message sent again later is a new event (a page seen twice).
+        msg = {**msg, "messageId": stable_id(msg)}
     converted = convert_message(msg)
     when = message_time(msg) or at
+    if when > at + FUTURE_SLACK:
+        raise InvalidRow(
+            f"timestamp: {when.isoformat()} is more than a day after it was received "
+            f"({at.isoformat()}); check the sender's clock"
+        )
+    if when < EARLIEST:
+        raise InvalidRow(f"timestamp: {when.isoformat()} is before {EARLIEST.year}")
     user = _text_id(msg, "userId", "user_id")
     anon = _text_id(msg, "anonymousId", "anonymous_id")
     previous = _text_id(msg, "previousId", "previous_id") if msg.get("type") == "alias" else None
@@ -369,6 +381,7 @@ def redecide_many(
     states = repo.load_lead_states(ids)
     events = repo.load_events_of(states)
     held = repo.ledger_sums(states)
+    sent_back = repo.recycled_at(states)
     outcomes: dict[str, LeadOutcome] = {}
     ledger: list[LedgerEntry] = []
     scores: dict[str, float] = {}
@@ -379,7 +392,9 @@ def redecide_many(
             continue
         lead, stage, _ = states[lead_id]
         breakdown = evaluate(model, lead, events.get(lead_id, []), at)
-        decision = decide(breakdown, model)
+        decision = after_recycle(
+            decide(breakdown, model), breakdown, model.thresholds.mql, sent_back.get(lead_id)
+        )
         scores[lead_id] = breakdown.total
         ledger += ledger_changes(held.get(lead_id, {}), breakdown, at)
         if advances(stage, decision.stage):

@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadgate.domain.events import Event, Lead
+from leadgate.domain.lifecycle import recycled
 from leadgate.domain.traits import combine
 from leadgate.store import tables as t
 from leadgate.store.records import (
@@ -43,6 +44,7 @@ from leadgate.store.records import (
 )
 
 API_KEY_PREFIX = "lg_"
+_EPS = timedelta(microseconds=1)
 
 
 def hash_api_key(key: str) -> str:
@@ -418,6 +420,21 @@ class Repository:
                 (r.id, r.score)
                 for r in self.conn.execute(select(c.id, c.score).where(c.id.in_(chunk)))
             )
+        return out
+
+    def recycled_at(self, lead_ids: Iterable[str]) -> dict[str, datetime]:
+        """When each lead was last sent back by a person or by sales (a backward move)."""
+        c = t.stage_history.c
+        out: dict[str, datetime] = {}
+        for chunk in _chunks(sorted(set(lead_ids))):
+            rows = self.conn.execute(
+                select(c.lead_id, c.from_stage, c.to_stage, c.at).where(
+                    and_(c.lead_id.in_(chunk), c.actor.not_in(("model", "handover", "identity")))
+                )
+            )
+            for r in rows:
+                if recycled(r.from_stage, r.to_stage) and r.at > out.get(r.lead_id, r.at - _EPS):
+                    out[r.lead_id] = r.at
         return out
 
     def set_scores(self, scores: Mapping[str, float], at: datetime) -> None:

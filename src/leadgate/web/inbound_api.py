@@ -109,7 +109,9 @@ def router(service: Service) -> APIRouter:
         )
         body = answer(conversion, result)
         if single and body["errors"]:
-            raise ApiError(422, f"invalid payload: {body['errors'][0]['reason']}", **body)
+            raise ApiError(
+                422, f"invalid payload: {body['errors'][0]['reason']}", **{**body, "success": False}
+            )
         return JSONResponse(body)
 
     @api.post("/api/events")

@@ -71,19 +71,19 @@ def router(service: Service) -> APIRouter:
             raise invalid(exc) from None
         return private(page_view(page))
 
-    @api.get("/api/leads/{lead_id}")
-    async def get_lead(lead_id: str, request: Request) -> JSONResponse:
-        """One lead: attributes, score breakdown with explanation, events, stage history."""
+    @api.get("/api/leads/{lead_id:path}/export")
+    async def export_lead(lead_id: str, request: Request) -> JSONResponse:
+        """Everything held about the lead, for a subject access request."""
         await service.admin(request)
         now = datetime.now(UTC)
-        view = await service.in_thread(
-            lambda: service.read(lambda repo: lead_view(repo, service.model, lead_id, now))
+        document = await service.in_thread(
+            lambda: service.read(lambda repo: uc.export_lead(repo, lead_id, now))
         )
-        if view is None:
+        if document is None:
             raise ApiError(404, f"no lead {lead_id!r}")
-        return private(view)
+        return private(document)
 
-    @api.post("/api/leads/{lead_id}/stage")
+    @api.post("/api/leads/{lead_id:path}/stage")
     async def override_stage(lead_id: str, request: Request) -> JSONResponse:
         """A person moves the lead to a stage, with a reason (the only way back)."""
         key = await service.admin(request)
@@ -119,19 +119,19 @@ def router(service: Service) -> APIRouter:
             raise ApiError(409, str(exc), stage=exc.stage) from None
         return JSONResponse(change_view(change))
 
-    @api.get("/api/leads/{lead_id}/export")
-    async def export_lead(lead_id: str, request: Request) -> JSONResponse:
-        """Everything held about the lead, for a subject access request."""
+    @api.get("/api/leads/{lead_id:path}")
+    async def get_lead(lead_id: str, request: Request) -> JSONResponse:
+        """One lead: attributes, score breakdown with explanation, events, stage history."""
         await service.admin(request)
         now = datetime.now(UTC)
-        document = await service.in_thread(
-            lambda: service.read(lambda repo: uc.export_lead(repo, lead_id, now))
+        view = await service.in_thread(
+            lambda: service.read(lambda repo: lead_view(repo, service.model, lead_id, now))
         )
-        if document is None:
+        if view is None:
             raise ApiError(404, f"no lead {lead_id!r}")
-        return private(document)
+        return private(view)
 
-    @api.delete("/api/leads/{lead_id}")
+    @api.delete("/api/leads/{lead_id:path}")
     async def erase_lead(lead_id: str, request: Request) -> JSONResponse:
         """Erase the lead and everything about it; only an erasure record is kept."""
         await service.admin(request)

@@ -45,7 +45,9 @@ def router(service: Service) -> APIRouter:
         msg["type"] = call
         body = ingest_response(await service.take_in([msg]))
         if body["errors"]:
-            raise ApiError(400, f"invalid message: {body['errors'][0]['reason']}", **body)
+            raise ApiError(
+                400, f"invalid message: {body['errors'][0]['reason']}", **{**body, "success": False}
+            )
         return JSONResponse(body)
 
     def single_call(call: str) -> Callable[[Request], Awaitable[JSONResponse]]:

@@ -42,25 +42,30 @@ class Service:
     async def in_thread(self, work: Callable[[], T]) -> T:
         return await run_in_threadpool(work)
 
-    async def authorise(self, key: str | None, kind: str) -> ApiKey:
+    async def authorise(self, key: str | None, kind: str, hint: str = "") -> ApiKey:
         """The key's record; 401 when missing or unknown, 403 when of the wrong kind."""
         if key is None:
-            raise ApiError(401, "missing API key")
+            raise ApiError(401, f"missing API key{hint}")
         record = await self.in_thread(lambda: self.read(lambda repo: repo.verify_api_key(key)))
         if record is None:
             raise ApiError(401, "unknown or revoked API key")
         if record.kind != kind:
-            raise ApiError(403, f"this endpoint needs a {kind} key")
+            article = "an" if kind[0] in "aeiou" else "a"
+            raise ApiError(403, f"this endpoint needs {article} {kind} key")
         return record
 
     async def writer(self, request: Request) -> ApiKey:
         """A write key sent as the Basic user name (as Segment's clients do) or as Bearer."""
         header = request.headers.get("authorization")
-        return await self.authorise(basic_user(header) or bearer_token(header), "write")
+        hint = " (send a write key as the Basic user name, or as Authorization: Bearer KEY)"
+        return await self.authorise(basic_user(header) or bearer_token(header), "write", hint)
 
     async def admin(self, request: Request) -> ApiKey:
         """An admin key sent as ``Authorization: Bearer KEY``."""
-        return await self.authorise(bearer_token(request.headers.get("authorization")), "admin")
+        hint = " (send an admin key as the header Authorization: Bearer KEY)"
+        return await self.authorise(
+            bearer_token(request.headers.get("authorization")), "admin", hint
+        )
 
     async def take_in(self, messages: Iterable[Any], now: datetime | None = None) -> IngestResult:
         """Ingest Segment-shaped messages in one transaction (committed on return)."""
