@@ -20,6 +20,7 @@ from leadgate.store.handover_store import Handover, HandoverStore
 from leadgate.store.repository import Repository
 from test_ingest import MODEL, identify, page, track
 from test_store import db_url  # noqa: F401  (fixture: SQLite, and PostgreSQL when configured)
+from test_web import Api, api  # noqa: F401  (fixture: the app in process with keys)
 
 # A Tuesday, 10:00 in London: inside working hours.
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)
@@ -223,3 +224,16 @@ def test_follow_up_reminds_then_reassigns_an_overdue_handover(db: Engine) -> Non
     transact(db, lambda c: record_outcome(c, moved.id, "contacted", None, None, "x", late))
     final = transact(db, lambda c: follow_up(c, MODEL, moved.due_at + timedelta(days=1)))
     assert final.reminded == [] and final.escalated == []
+
+
+def test_the_handover_api_answers_bad_input_by_name(api: Api) -> None:  # noqa: F811
+    auth = {"Authorization": f"Bearer {api.admin_key}"}
+    post, get = api.client.post, api.client.get
+    huge = post("/api/handovers/9223372036854775808/outcome", json={"outcome": "won"}, headers=auth)
+    assert huge.status_code == 422 and huge.json()["parameter"] == "handover_id"
+    missing = post("/api/handovers/1/outcome", json={}, headers=auth)
+    assert missing.status_code == 422 and missing.json()["parameter"] == "outcome"
+    unknown = get("/api/handovers", params={"status": "pending"}, headers=auth)
+    assert unknown.status_code == 422 and "pending" in unknown.json()["error"]
+    assert get("/api/handovers/5", headers=auth).status_code == 404
+    assert get("/api/handovers").status_code == 401

@@ -188,3 +188,21 @@ def test_rescore_command_reports_what_it_did(tmp_path: Path) -> None:
     assert "rescored 1 leads" in done and "1 scores changed" in done  # decay over 5 months
     again = _leadgate("rescore", "--database-url", url, "--at", "2026-06-01")
     assert "0 scores changed" in again
+
+
+def test_a_mistyped_database_is_refused_and_passwords_are_not_shown(tmp_path: Path) -> None:
+    missing = f"sqlite:///{tmp_path / 'typo.db'}"
+    for args in (["rescore"], ["handovers", "list"]):
+        done = subprocess.run(
+            [*CLI, *args, "--database-url", missing], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 2 and "no database at" in done.stderr
+    assert not (tmp_path / "typo.db").exists()
+    refused = subprocess.run(
+        [*CLI, "rescore", "--database-url", "postgresql://me:s3cret@127.0.0.1:1/db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "cannot open" in refused.stderr
+    assert "s3cret" not in refused.stderr + refused.stdout

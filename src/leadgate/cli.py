@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from leadgate.adapters.files import load_mapping, write_results
 from leadgate.adapters.model_source import read_model
@@ -483,12 +484,7 @@ def team_load(
 
     _input_file("team file", file)
     groups = _model(model).groups
-    url = resolve_database_url(database_url)
-    try:
-        upgrade(url)
-        engine = create_engine(url)
-    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
-        raise fail(f"cannot open {url}: {exc}") from None
+    engine = _open_engine(database_url)
     try:
         with engine.begin() as conn:
             config = load_team(
@@ -502,7 +498,8 @@ def team_load(
         engine.dispose()
     teams = ", ".join(f"{t.name} ({len(t.members)})" for t in config.teams)
     out.print(
-        f"loaded {file} into {url}: {plural(len(config.reps), 'rep')} in teams {teams}; "
+        f"loaded {file} into {engine.url.render_as_string(hide_password=True)}: "
+        f"{plural(len(config.reps), 'rep')} in teams {teams}; "
         f"{plural(len(config.rules), 'rule')}",
         highlight=False,
     )
@@ -794,12 +791,7 @@ def rescore(
             moment = parse_timestamp(at)
         except ValueError as exc:
             raise fail(f"--at: {exc}") from None
-    url = resolve_database_url(database_url)
-    try:
-        upgrade(url)
-        engine = create_engine(url)
-    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
-        raise fail(f"cannot open {url}: {exc}") from None
+    engine = _open_engine(database_url, must_exist=True)
     try:
         with err.status("rescoring...") as status:
             summary = run_rescore(
@@ -820,12 +812,7 @@ def rescore(
 
 
 def _outbox_engine(database_url: str | None) -> Engine:
-    url = resolve_database_url(database_url)
-    try:
-        upgrade(url)
-        return create_engine(url)
-    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
-        raise fail(f"cannot open {url}: {exc}") from None
+    return _open_engine(database_url)
 
 
 @app.command()
@@ -1003,13 +990,21 @@ def outbox_redrive(
     out.print(f"{plural(n, 'dead message')} back to pending", highlight=False)
 
 
-def _open_engine(database_url: str | None) -> Engine:
+def _open_engine(database_url: str | None, must_exist: bool = False) -> Engine:
+    """The migrated database; ``must_exist``: a SQLite file that is not there is a
+    mistyped URL, not a new database (for commands that only read or change leads)."""
     url = resolve_database_url(database_url)
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if must_exist and parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if path not in ("", ":memory:") and not Path(path).is_file():
+            raise fail(f"no database at {path} (check --database-url or LEADGATE_DATABASE_URL)")
     try:
         upgrade(url)
         return create_engine(url)
     except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
-        raise fail(f"cannot open {url}: {exc}") from None
+        raise fail(f"cannot open {shown}: {exc}") from None
 
 
 @handovers_app.command("list")
@@ -1030,7 +1025,7 @@ def handovers_list(
     unknown = [x for x in statuses if x not in NEXT_OUTCOMES]
     if unknown:
         raise fail(f"--status: unknown {', '.join(unknown)} (known: {', '.join(NEXT_OUTCOMES)})")
-    engine = _open_engine(database_url)
+    engine = _open_engine(database_url, must_exist=True)
     now = datetime.now(UTC)
     try:
         with engine.connect() as conn:
@@ -1076,7 +1071,7 @@ def handovers_outcome(
     from leadgate.services.handover import HandoverError, record_outcome
     from leadgate.store import transact
 
-    engine = _open_engine(database_url)
+    engine = _open_engine(database_url, must_exist=True)
     now = datetime.now(UTC)
     try:
         updated = transact(

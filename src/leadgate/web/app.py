@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
@@ -71,6 +72,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = service
     app.state.engine = service.engine
     app.state.settings = settings
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own checks (path, query, body models) in the API's error shape."""
+        problems = []
+        for error in exc.errors():
+            where = [str(x) for x in error.get("loc", ()) if x not in ("body", "query", "path")]
+            name = ".".join(where) or "body"
+            problems.append({"parameter": name, "reason": f"{name}: {error.get('msg', '')}"})
+        first = problems[0] if problems else {"parameter": "body", "reason": "invalid request"}
+        return JSONResponse(
+            {"error": first["reason"], "parameter": first["parameter"], "problems": problems},
+            422,
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
