@@ -14,6 +14,7 @@ import random
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ T = TypeVar("T")
 DEFAULT_DATABASE_URL = "sqlite:///./leadgate.db"
 DATABASE_URL_ENV = "LEADGATE_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+READONLY = "leadgate_readonly"  # execution option: a connection that only reads
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -89,7 +91,10 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A reader (execution option ``readonly``) takes no lock: WAL lets it read
+        # beside the writer. Everyone else takes the write lock at once.
+        read = connection.get_execution_options().get(READONLY)
+        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -113,21 +118,46 @@ def transact(engine: Engine, work: Callable[[Connection], T], attempts: int = RE
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+class FairLock:
+    """A lock taken in the order it was asked for: under load a plain lock lets
+    some threads in again and again while one waits for seconds."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: deque[object] = deque()
+        self._held = False
+
+    def __enter__(self) -> FairLock:
+        ticket = object()
+        with self._cond:
+            self._queue.append(ticket)
+            while self._held or self._queue[0] is not ticket:
+                self._cond.wait()
+            self._queue.popleft()
+            self._held = True
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
+
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, FairLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 
 def writer_lock(engine: Engine) -> AbstractContextManager[object]:
     """SQLite has one writer: threads of one process take turns here rather than in
     SQLite's busy handler, which sleeps in steps of up to 100 ms and serves them late
-    and out of order. Other processes still wait in the busy handler. PostgreSQL
-    needs no such lock (row locks)."""
+    and out of order; the lock serves them first come, first served. Other processes
+    still wait in the busy handler. PostgreSQL needs no such lock (row locks)."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
     with _LOCKS_GUARD:
         lock = _WRITER_LOCKS.get(engine)
         if lock is None:
-            lock = _WRITER_LOCKS[engine] = threading.Lock()
+            lock = _WRITER_LOCKS[engine] = FairLock()
     return lock
 
 

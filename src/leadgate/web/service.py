@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from leadgate.domain.model import ScoringModel
 from leadgate.services.ingest import IngestResult, ingest
 from leadgate.store import transact
+from leadgate.store.engine import READONLY
 from leadgate.store.records import ApiKey
 from leadgate.store.repository import Repository
 from leadgate.web.http import ApiError, basic_user, bearer_token
@@ -32,6 +33,7 @@ class Service:
     def read(self, work: Callable[[Repository], T]) -> T:
         """Run ``work`` on a connection that only reads."""
         with self.engine.connect() as conn:
+            conn.execution_options(**{READONLY: True})
             return work(Repository(conn))
 
     def write(self, work: Callable[[Repository], T]) -> T:
