@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select
 
 from leadgate.services.handover import HandoverError, follow_up, record_outcome
 from leadgate.services.ingest import ingest, redecide_many
+from leadgate.services.leads import override_stage
 from leadgate.services.outbox import add_subscription
 from leadgate.services.team import load_demo_team
 from leadgate.store import create_engine, transact, upgrade
@@ -237,3 +238,17 @@ def test_the_handover_api_answers_bad_input_by_name(api: Api) -> None:  # noqa: 
     assert unknown.status_code == 422 and "pending" in unknown.json()["error"]
     assert get("/api/handovers/5", headers=auth).status_code == 404
     assert get("/api/handovers").status_code == 401
+
+
+def test_a_person_who_marks_a_lead_sales_ready_hands_it_over(db: Engine) -> None:
+    run(db, [page("o1", "/pricing", 1, "o1")])
+    assert stage(db, "o1") == "nurturing"
+    transact(
+        db,
+        lambda c: override_stage(
+            Repository(c), MODEL, "o1", "sql", "asked for a call by phone", "grace", NOW
+        ),
+    )
+    [handover] = handovers(db, "o1")
+    assert handover.rep_id is not None and stage(db, "o1") == "handed_over"
+    assert len(outbox(db, "handover.assigned")) == 1

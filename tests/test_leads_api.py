@@ -344,8 +344,9 @@ def test_a_person_moves_a_lead_forward_and_the_model_never_moves_it_back(admin: 
     assert moved.status_code == 200 and moved.json()["actor"] == "maria@agency.example"
     admin.send([page("n-p2", "nik", "/pricing", 0.5)])  # the model still says nurturing
     view = admin.get("/api/leads/nik").json()
-    assert view["stage"] == "sql" and view["breakdown"]["decision"]["stage"] == "nurturing"
-    assert view["stage_history"][-1]["cause"] == "called us"
+    # marked sales ready by a person: handed over at once (no team: to the queue)
+    assert view["stage"] == "handed_over" and view["breakdown"]["decision"]["stage"] == "nurturing"
+    assert [c["cause"] for c in view["stage_history"]][-2] == "called us"
 
     back = admin.override("nik", stage="disqualified", reason="a competitor after all")
     assert back.status_code == 200

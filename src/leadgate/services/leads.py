@@ -23,6 +23,8 @@ from leadgate.domain.events import to_utc
 from leadgate.domain.lifecycle import STAGES
 from leadgate.domain.model import ScoringModel
 from leadgate.domain.scoring import evaluate
+from leadgate.domain.stages import decide
+from leadgate.services.handover import Scored, hand_over
 from leadgate.services.ingest import ledger_changes, normalise_email
 from leadgate.store.records import StageChange
 from leadgate.store.repository import Repository
@@ -268,7 +270,12 @@ def override_stage(
     repo.set_score(lead_id, breakdown.total, at)
     repo.record_ledger(ledger_changes(repo.ledger(lead_id), breakdown, at))
     change = StageChange(lead_id, current, stage, reason, (), None, actor, at)
+    repo.lock_leads([lead_id])
     repo.record_stage_change(change)
+    if stage in ("mql", "sql"):  # a person says it is sales ready: hand it over as the model would
+        events = repo.load_events(lead_id)
+        scored = Scored(breakdown, decide(breakdown, model), events, lead.attributes)
+        hand_over(repo.conn, model, [change], {lead_id: scored}, at)
     return change
 
 

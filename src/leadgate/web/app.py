@@ -38,6 +38,10 @@ from leadgate.web.settings import Settings
 
 __all__ = ["basic_user", "create_app"]
 
+# The in-process worker looks for new notifications this often when idle (a cheap
+# indexed query): a handover's webhook leaves within about this long of its commit.
+WORKER_POLL_SECONDS = 0.1
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The application for ``settings``: engine and model are built here, once."""
@@ -54,7 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One outbox worker in process (the embedded default); more run as `leadgate worker`.
         stop_worker = (
             start_worker_thread(
-                service.engine, periodic=lambda: follow_up_pass(service.engine, service.model)
+                service.engine,
+                interval=WORKER_POLL_SECONDS,
+                periodic=lambda: follow_up_pass(service.engine, service.model),
             )
             if settings.run_worker
             else None
