@@ -628,3 +628,20 @@ def test_webhooks_cli_adds_lists_and_removes(db_url: str) -> None:  # noqa: F811
     assert SECRET not in listed.output
     assert runner.invoke(cli, ["webhooks", "remove", "1", *url]).exit_code == 0
     assert runner.invoke(cli, ["webhooks", "remove", "1", *url]).exit_code == 1
+
+
+def test_adding_the_same_subscription_twice_keeps_one(db_url: str) -> None:  # noqa: F811
+    from leadgate.services.outbox import add_subscription, list_subscriptions
+
+    upgrade(db_url)
+    engine = create_engine(db_url)
+    try:
+        at = datetime(2026, 3, 10, tzinfo=UTC)
+        with engine.begin() as conn:
+            first = add_subscription(conn, "http://crm.example/h", "s", ["lead.sql"], at)
+            again = add_subscription(conn, "http://crm.example/h", "s", ["lead.sql"], at)
+            other = add_subscription(conn, "http://crm.example/h", "s", ["lead.mql"], at)
+            assert again.id == first.id and other.id != first.id
+            assert len(list_subscriptions(conn)) == 2
+    finally:
+        engine.dispose()

@@ -164,15 +164,38 @@ def test_serve_demo_loads_leads_in_every_stage_and_prints_working_keys(tmp_path:
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
-    # A second start on the same database loads nothing more.
-    again = subprocess.run(
-        [*CLI, "serve", "--demo", "--port", "1", "--database-url", url, "--host", "256.0.0.1"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
+    # A second start on the same database loads nothing more; a port in use is refused
+    # before anything is loaded.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        refused = subprocess.run(
+            [*CLI, "serve", "--demo", "--port", busy, "--database-url", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert refused.returncode == 2 and f"cannot listen on 127.0.0.1:{busy}" in refused.stderr
+    assert "listening" not in refused.stdout
+    args[args.index("--port") + 1] = str(_free_port())
+    again = subprocess.Popen(
+        [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path
     )
-    assert "already holds leads" in again.stdout
+    try:
+        assert again.stdout is not None
+        printed = []
+        for line in again.stdout:
+            printed.append(line)
+            if line.startswith("leadgate listening on"):
+                break
+        assert any("already holds leads" in line for line in printed), printed
+    finally:
+        again.terminate()
+        again.wait(timeout=10)
+        if again.stdout is not None:
+            again.stdout.close()
 
 
 def test_rescore_command_reports_what_it_did(tmp_path: Path) -> None:

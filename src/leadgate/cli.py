@@ -683,6 +683,7 @@ def serve(
     except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
         raise fail(f"cannot start: {exc}") from None
     base = f"http://{host}:{port}"
+    _check_port(host, port)
     sinks: list[Any] = []
     if demo:
         webhook = _demo_sinks(sinks, demo_mail_port, demo_webhook_port)
@@ -693,6 +694,18 @@ def serve(
     finally:
         for sink in sinks:
             sink.stop()
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse, before loading anything, an address that cannot be listened on."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}); try --port") from None
 
 
 DEMO_WEBHOOK_SECRET = "demo-webhook-secret"

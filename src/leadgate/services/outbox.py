@@ -101,7 +101,16 @@ def add_subscription(
         raise InvalidSubscription("secret: control characters are not allowed")
     if len(secret) > SECRET_LIMIT:
         raise InvalidSubscription(f"secret: at most {SECRET_LIMIT} characters")
-    return OutboxStore(conn).add_subscription(checked_url, secret, check_events(events), at)
+    wanted = check_events(events)
+    store = OutboxStore(conn)
+    for sub in store.subscriptions():
+        if sub.active and (sub.url, sub.secret, set(sub.events)) == (
+            checked_url,
+            secret,
+            set(wanted),
+        ):
+            return sub  # the same subscription again: one delivery per event, not two
+    return store.add_subscription(checked_url, secret, wanted, at)
 
 
 def list_subscriptions(conn: Connection) -> list[Subscription]:
