@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 
 from leadgate.services.handover import HandoverError, follow_up, record_outcome
 from leadgate.services.ingest import ingest, redecide_many
-from leadgate.services.leads import override_stage
+from leadgate.services.leads import erase_lead, override_stage
 from leadgate.services.outbox import add_subscription
 from leadgate.services.team import load_demo_team
 from leadgate.store import create_engine, transact, upgrade
@@ -252,3 +252,16 @@ def test_a_person_who_marks_a_lead_sales_ready_hands_it_over(db: Engine) -> None
     [handover] = handovers(db, "o1")
     assert handover.rep_id is not None and stage(db, "o1") == "handed_over"
     assert len(outbox(db, "handover.assigned")) == 1
+
+
+def test_erasing_a_handed_over_lead_leaves_nothing_in_handovers_or_the_outbox(db: Engine) -> None:
+    run(db, ready("e1", email="eve.secret@acme-e1.example"))
+    run(db, ready("e2"))
+    [first] = handovers(db, "e1")
+    transact(db, lambda c: record_outcome(c, first.id, "contacted", None, None, "x", NOW))
+    assert any("eve.secret" in str(row["payload"]) for row in outbox(db))
+    transact(db, lambda c: erase_lead(Repository(c), "e1", NOW))
+    assert handovers(db, "e1") == [] and len(handovers(db, "e2")) == 1
+    assert not any("eve.secret" in str(row) or row["lead_id"] == "e1" for row in outbox(db))
+    with db.connect() as conn:
+        assert conn.execute(select(t.dispositions)).all() == []
