@@ -444,8 +444,8 @@ def db_upgrade(database_url: DatabaseOpt = None) -> None:
     try:
         upgrade(url)
     except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
-        raise fail(f"cannot upgrade {url}: {exc}") from None
-    out.print(f"database at the latest schema: {url}", highlight=False)
+        raise fail(f"cannot upgrade {_shown(url)}: {exc}") from None
+    out.print(f"database at the latest schema: {_shown(url)}", highlight=False)
 
 
 @keys_app.command("create")
@@ -466,8 +466,10 @@ def keys_create(
             )
         engine.dispose()
     except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
-        raise fail(f"cannot create a key in {url}: {exc}") from None
-    out.print(f"created {kind} key {record.id} in {url}; it is shown only now:", highlight=False)
+        raise fail(f"cannot create a key in {_shown(url)}: {exc}") from None
+    out.print(
+        f"created {kind} key {record.id} in {_shown(url)}; it is shown only now:", highlight=False
+    )
     print(key)
 
 
@@ -519,7 +521,7 @@ def team_show(database_url: DatabaseOpt = None) -> None:
             reps = reps_view(conn) if config is not None else []
         engine.dispose()
     except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
-        raise fail(f"cannot read the team from {url}: {exc}") from None
+        raise fail(f"cannot read the team from {_shown(url)}: {exc}") from None
     if stored is None or config is None:
         raise fail(str(NoTeam()), 1)
     out.print(
@@ -1001,6 +1003,14 @@ def outbox_redrive(
     finally:
         engine.dispose()
     out.print(f"{plural(n, 'dead message')} back to pending", highlight=False)
+
+
+def _shown(url: str) -> str:
+    """A database URL fit to print: its password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: nothing in it to hide
+        return url
 
 
 def _open_engine(database_url: str | None, must_exist: bool = False) -> Engine:
