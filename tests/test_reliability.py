@@ -14,48 +14,21 @@ The store is read directly (``leadgate.store``), not through the API.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from leadgate.store import create_engine
 from leadgate.store import tables as t
-from leadgate.store.engine import normalise_url
 from leadgate.store.repository import Repository
 from test_clients import LiveServer, create_key
-
-PG_ENV = "LEADGATE_TEST_POSTGRES_URL"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a fresh SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'leadgate.db'}"
-        return
-    base = os.environ.get(PG_ENV)
-    if not base:
-        pytest.skip(f"PostgreSQL variant: set {PG_ENV} (e.g. postgresql+psycopg://u:p@host/db)")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = normalise_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+from test_store import db_url  # noqa: F401  (fixture: SQLite, and PostgreSQL when configured)
 
 
 def stored_message_ids(url: str) -> dict[str, int]:
@@ -99,7 +72,7 @@ CLIENTS = 4
 BATCH = 25
 
 
-def test_sigkill_mid_stream_loses_no_acknowledged_event(db_url: str, tmp_path: Path) -> None:
+def test_sigkill_mid_stream_loses_no_acknowledged_event(db_url: str, tmp_path: Path) -> None:  # noqa: F811
     write_key = create_key("write", db_url)
     server = LiveServer(db_url, log=tmp_path / "serve.log").start()
     acked: list[list[str]] = []  # batches answered 2xx
@@ -218,7 +191,7 @@ def lead_state(url: str, lead_id: str) -> tuple[str, float, float, int]:
         engine.dispose()
 
 
-def test_concurrent_batches_for_one_lead_end_as_sequential(db_url: str, tmp_path: Path) -> None:
+def test_concurrent_batches_for_one_lead_end_as_sequential(db_url: str, tmp_path: Path) -> None:  # noqa: F811
     write_key, admin_key = create_key("write", db_url), create_key("admin", db_url)
     server = LiveServer(db_url, log=tmp_path / "serve.log").start()
     statuses: list[str] = []
@@ -308,7 +281,8 @@ def stage_moves(user: str) -> list[list[dict[str, Any]]]:
 
 
 def test_concurrent_stage_changes_read_back_in_the_order_they_happened(
-    db_url: str, tmp_path: Path
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     """Each lead's stage history, as the lead API returns it, is one chain from new:
     every change starts from the stage the one before it ended in."""

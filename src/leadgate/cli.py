@@ -456,19 +456,19 @@ def keys_create(
     """Create an API key; the key is printed once, alone on the last line."""
     if kind not in ("write", "admin"):
         raise fail(f"--kind must be write or admin, got {kind!r}")
-    url = resolve_database_url(database_url)
+    engine = _open_engine(database_url)
     try:
-        upgrade(url)
-        engine = create_engine(url)
         with engine.begin() as conn:
             record, key = Repository(conn).create_api_key(
                 "write" if kind == "write" else "admin", datetime.now(UTC)
             )
+    except Exception as exc:  # a driver's own error: a refused connection, ...
+        raise fail(f"cannot create a key in {_shown(str(engine.url))}: {exc}") from None
+    finally:
         engine.dispose()
-    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
-        raise fail(f"cannot create a key in {_shown(url)}: {exc}") from None
     out.print(
-        f"created {kind} key {record.id} in {_shown(url)}; it is shown only now:", highlight=False
+        f"created {kind} key {record.id} in {_shown(str(engine.url))}; it is shown only now:",
+        highlight=False,
     )
     print(key)
 
@@ -513,15 +513,15 @@ def team_show(database_url: DatabaseOpt = None) -> None:
     from leadgate.services.team import NoTeam, active_team, active_team_file, reps_view
 
     url = resolve_database_url(database_url)
+    engine = _open_engine(url)
     try:
-        upgrade(url)
-        engine = create_engine(url)
         with engine.connect() as conn:
             stored, config = active_team_file(conn), active_team(conn)
             reps = reps_view(conn) if config is not None else []
-        engine.dispose()
-    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
+    except Exception as exc:  # a driver's own error: a refused connection, ...
         raise fail(f"cannot read the team from {_shown(url)}: {exc}") from None
+    finally:
+        engine.dispose()
     if stored is None or config is None:
         raise fail(str(NoTeam()), 1)
     out.print(
@@ -596,11 +596,7 @@ def import_events(
         if shown <= 20:
             err.print(f"skipped {problem}", highlight=False, markup=False, soft_wrap=True)
 
-    try:
-        upgrade(url)
-        engine = create_engine(url)
-    except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
-        raise fail(f"cannot open {shown_url}: {exc}") from None
+    engine = _open_engine(url)
     try:
         with err.status("importing...") as status:
             summary = run_import(

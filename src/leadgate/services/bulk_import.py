@@ -41,6 +41,7 @@ from leadgate.domain.mapping import RowError
 from leadgate.domain.model import ScoringModel
 from leadgate.services.ingest import ingest
 from leadgate.store import tables as t
+from leadgate.store import transact
 from leadgate.store.repository import Repository
 
 DEFAULT_CHUNK = 1000
@@ -165,8 +166,7 @@ def _ingest_chunk(
 ) -> None:
     """One transaction: ingest the chunk and commit; errors are mapped back to lines."""
     try:
-        with engine.begin() as conn:
-            result = ingest(Repository(conn), model, messages, at)
+        result = transact(engine, lambda conn: ingest(Repository(conn), model, messages, at))
     except Exception as exc:  # the driver's own errors; the chunk was rolled back
         raise ImportFailed(
             f"{source}: lines {lines[0]}-{lines[-1]} were not imported "

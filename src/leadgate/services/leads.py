@@ -266,14 +266,14 @@ def override_stage(
     if current == stage:
         raise StageUnchanged(lead_id, stage)
     at = to_utc(at)
-    breakdown = evaluate(model, lead, repo.load_events(lead_id), at)
+    events = repo.load_events(lead_id)
+    breakdown = evaluate(model, lead, events, at)
     repo.set_score(lead_id, breakdown.total, at)
     repo.record_ledger(ledger_changes(repo.ledger(lead_id), breakdown, at))
     change = StageChange(lead_id, current, stage, reason, (), None, actor, at)
     repo.lock_leads([lead_id])
     repo.record_stage_change(change)
     if stage in ("mql", "sql"):  # a person says it is sales ready: hand it over as the model would
-        events = repo.load_events(lead_id)
         scored = Scored(breakdown, decide(breakdown, model), events, lead.attributes)
         hand_over(repo.conn, model, [change], {lead_id: scored}, at)
     return change

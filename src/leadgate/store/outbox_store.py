@@ -24,10 +24,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Insert, RowMapping, and_, bindparam, func, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, RowMapping, and_, bindparam, func, select, true, update
 
 from leadgate.store import tables as t
+from leadgate.store.repository import insert_ignore
 
 Channel = Literal["webhook", "email", "chat"]
 Status = Literal["pending", "delivered", "dead"]
@@ -200,26 +200,7 @@ class OutboxStore:
                 "next_attempt_at": at,
                 "created_at": at,
             }
-            stmt: Insert
-            if self.conn.dialect.name == "postgresql":
-                stmt = (
-                    postgresql.insert(t.outbox)
-                    .values(values)
-                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                )
-            elif self.conn.dialect.name == "sqlite":
-                stmt = (
-                    sqlite.insert(t.outbox)
-                    .values(values)
-                    .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                )
-            else:  # pragma: no cover - leadgate runs on SQLite and PostgreSQL
-                exists = self.conn.execute(
-                    select(t.outbox.c.id).where(t.outbox.c.idempotency_key == m.idempotency_key)
-                ).first()
-                if exists is not None:
-                    continue
-                stmt = t.outbox.insert().values(values)
+            stmt = insert_ignore(self.conn, t.outbox, ["idempotency_key"]).values(values)
             # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT.
             written += self.conn.execute(stmt.returning(t.outbox.c.id)).first() is not None
         return written

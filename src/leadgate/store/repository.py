@@ -52,29 +52,23 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _insert_ignore(
-    conn: Connection, table: Table, values: Mapping[str, Any], key: Sequence[str]
-) -> bool:
-    """Insert a row unless one with the same ``key`` columns exists; True when inserted."""
-    stmt: Insert
-    if conn.dialect.name == "postgresql":
-        stmt = postgresql.insert(table).values(values).on_conflict_do_nothing(index_elements=key)
-    elif conn.dialect.name == "sqlite":
-        stmt = sqlite.insert(table).values(values).on_conflict_do_nothing(index_elements=key)
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise NotImplementedError(f"unsupported database: {conn.dialect.name}")
-    # RETURNING gives a row only when one was inserted (rowcount is not reliable here).
-    returned = conn.execute(stmt.returning(table.c[key[0]])).first()
-    return returned is not None
-
-
-def _insert_ignore_stmt(conn: Connection, table: Table, key: Sequence[str]) -> Insert:
-    """INSERT ... ON CONFLICT (key) DO NOTHING, for executemany."""
+def insert_ignore(conn: Connection, table: Table, key: Sequence[str]) -> Insert:
+    """INSERT ... ON CONFLICT (key) DO NOTHING on either database; add ``.values`` for
+    one row, or pass rows to ``execute`` for many. Add ``.returning(...)`` to learn
+    which rows went in (rowcount is not reliable for it on psycopg)."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
     if conn.dialect.name == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
     raise NotImplementedError(f"unsupported database: {conn.dialect.name}")  # pragma: no cover
+
+
+def _insert_ignore(
+    conn: Connection, table: Table, values: Mapping[str, Any], key: Sequence[str]
+) -> bool:
+    """Insert a row unless one with the same ``key`` columns exists; True when inserted."""
+    stmt = insert_ignore(conn, table, key).values(values).returning(table.c[key[0]])
+    return conn.execute(stmt).first() is not None
 
 
 def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
@@ -283,7 +277,7 @@ class Repository:
             for i in sorted(set(lead_ids))
         ]
         if rows:
-            self.conn.execute(_insert_ignore_stmt(self.conn, t.leads, ["id"]), rows)
+            self.conn.execute(insert_ignore(self.conn, t.leads, ["id"]), rows)
 
     def add_identities(self, rows: Iterable[tuple[str, str, str]], at: datetime) -> None:
         """Attach (lead id, kind, value) identities; raises IdentityConflict when one
@@ -295,7 +289,7 @@ class Repository:
             {"kind": k, "value": v, "lead_id": lead, "created_at": at}
             for (k, v), lead in sorted(wanted.items())
         ]
-        self.conn.execute(_insert_ignore_stmt(self.conn, t.identities, ["kind", "value"]), values)
+        self.conn.execute(insert_ignore(self.conn, t.identities, ["kind", "value"]), values)
         for claim, owner in self.owners(wanted).items():
             if owner != wanted[claim]:
                 raise IdentityConflict(claim[0], claim[1], owner, wanted[claim])
@@ -345,7 +339,7 @@ class Repository:
         ]
         if not rows:
             return set()
-        stmt = _insert_ignore_stmt(self.conn, t.events, ["message_id"])
+        stmt = insert_ignore(self.conn, t.events, ["message_id"])
         returned = self.conn.execute(stmt.returning(t.events.c.message_id), rows)
         return set(returned.scalars())
 
