@@ -345,7 +345,7 @@ def test_outcomes_use_a_converted_column_and_refuse_unclear_values(
     truth.write_text("lead_id,converted\nL1,maybe\n")
     result = runner.invoke(app, [*args, "--outcomes", str(truth)])
     assert result.exit_code == 2
-    assert "truth.csv:2: outcome 'maybe' is not yes/no" in result.output
+    assert "truth.csv:2: outcome 'maybe' is not one of good/bad" in result.output
     result = runner.invoke(app, [*args, "--outcome-column", "converted"])
     assert result.exit_code == 2 and "need --outcomes FILE" in result.output
 

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from leadgate.adapters.files import read_events, read_leads
-from leadgate.domain.events import Event
+from leadgate.domain.events import Event, parse_timestamp
 from leadgate.domain.mapping import RowError, SourceMapping
+from leadgate.domain.outcomes import GOOD_TEXT, Outcome, parse_good
 from leadgate.domain.segment import Identity, leads_from_identities
 from leadgate.services.scoring import Inputs
 
 T = TypeVar("T")
-TRUE_TEXT = {"1", "true", "yes", "y", "won", "good", "converted"}
-FALSE_TEXT = {"0", "false", "no", "n", "lost", "bad", "", "not converted"}
 OUTCOME_COLUMNS = ("converted", "Converted", "outcome", "won")
 ID_COLUMNS = ("lead_id", "mql_id", "id", "email")
 
@@ -47,7 +46,7 @@ def _truthy(value: object) -> bool:
         return value
     if isinstance(value, int | float):
         return value != 0
-    return str(value).strip().lower() in TRUE_TEXT
+    return str(value).strip().lower() in GOOD_TEXT
 
 
 def load_sources(
@@ -94,21 +93,29 @@ def load_sources(
     return loaded
 
 
-def _outcome(value: str, where: str) -> bool:
-    text = value.strip().lower()
-    if text in TRUE_TEXT:
-        return True
-    if text in FALSE_TEXT:
-        return False
-    raise ValueError(f"{where}: outcome {value!r} is not yes/no (1/0, true/false, won/lost)")
+OUTCOME_AT_COLUMNS = ("converted_at", "outcome_at", "won_date", "won_at", "date", "at")
+REASON_COLUMNS = ("reason", "outcome_reason")
 
 
 def read_outcomes(path: Path, id_column: str | None, value_column: str | None) -> dict[str, bool]:
+    """Known outcomes from a CSV as lead id -> converted (see ``read_outcome_records``)."""
+    return {k: o.good for k, o in read_outcome_records(path, id_column, value_column).items()}
+
+
+def read_outcome_records(
+    path: Path,
+    id_column: str | None = None,
+    value_column: str | None = None,
+    at_column: str | None = None,
+) -> dict[str, Outcome]:
     """Known outcomes from a CSV: the value of an outcome column, or "listed = converted".
 
     ``id_column`` defaults to the first of lead_id, mql_id, id, email in the
     header; ``value_column`` to the first of converted, outcome, won; with none
-    of those, every listed lead counts as converted.
+    of those, every listed lead counts as converted. ``at_column`` (default: the
+    first of converted_at, outcome_at, won_date, won_at, date, at) dates the
+    outcome; an empty date is unknown. A reason column is kept when present.
+    Errors name the file, the line and the value.
     """
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
@@ -121,13 +128,25 @@ def read_outcomes(path: Path, id_column: str | None, value_column: str | None) -
             value_column = next((c for c in OUTCOME_COLUMNS if c in header), None)
         elif value_column not in header:
             raise ValueError(f"{path}: no column {value_column!r} (columns: {', '.join(header)})")
-        out: dict[str, bool] = {}
+        if at_column is None:
+            at_column = next((c for c in OUTCOME_AT_COLUMNS if c in header), None)
+        elif at_column not in header:
+            raise ValueError(f"{path}: no column {at_column!r} (columns: {', '.join(header)})")
+        reason_column = next((c for c in REASON_COLUMNS if c in header), None)
+        out: dict[str, Outcome] = {}
         for row in reader:
             lead_id = (row.get(column) or "").strip()
             if not lead_id:
                 continue
-            if value_column is None:
-                out[lead_id] = True
-            else:
-                out[lead_id] = _outcome(row.get(value_column) or "", f"{path}:{reader.line_num}")
+            where = f"{path}:{reader.line_num}"
+            value = (row.get(value_column) or "").strip() if value_column else "1"
+            good = parse_good(value or "0", where)  # blank: not converted
+            at = None
+            if at_column is not None and (text := (row.get(at_column) or "").strip()):
+                try:
+                    at = parse_timestamp(text)
+                except ValueError as exc:
+                    raise ValueError(f"{where}: {at_column} {text!r}: {exc}") from None
+            reason = (row.get(reason_column) or "").strip() or None if reason_column else None
+            out[lead_id] = Outcome(lead_id, good, at, reason, "file")
         return out
