@@ -1112,3 +1112,10 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.stderr.close()
+
+
+# Command groups kept in their own modules register on ``app`` and ``model_app``.
+import leadgate.commands.backtest  # noqa: E402
+import leadgate.commands.learn  # noqa: E402
+import leadgate.commands.models  # noqa: E402
+import leadgate.commands.outcomes  # noqa: E402,F401

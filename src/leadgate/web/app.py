@@ -28,6 +28,8 @@ from leadgate.web import (
     handovers_api,
     inbound_api,
     leads_api,
+    learning_api,
+    models_api,
     segment_api,
     team_api,
     webhooks_api,
@@ -105,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks_api.router(service))
     app.include_router(team_api.router(service))
     app.include_router(handovers_api.router(service))
+    app.include_router(learning_api.router(service))
+    app.include_router(models_api.router(service))
     # Pages on other sites send events from the browser (analytics.js); no cookies.
     app.add_middleware(
         CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST"], allow_headers=["*"]

@@ -1,0 +1,3 @@
+"""leadgate commands: backtest."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""leadgate commands: learn."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""leadgate commands: models."""
+
+from __future__ import annotations

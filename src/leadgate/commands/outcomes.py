@@ -1,0 +1,3 @@
+"""leadgate commands: outcomes."""
+
+from __future__ import annotations
