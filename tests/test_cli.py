@@ -477,3 +477,12 @@ def test_db_upgrade_creates_the_schema_and_is_repeatable(tmp_path: Path) -> None
     result = runner.invoke(app, ["db", "upgrade", "--database-url", "not a url"])
     assert result.exit_code == 2
     assert "cannot upgrade not a url" in result.output
+
+
+def test_a_leads_file_given_as_events_is_refused_with_a_hint(tmp_path: Path) -> None:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("lead_id,email,title\nL1,a@acme.com,CEO\n")
+    result = runner.invoke(app, ["score", "--events", str(leads), "--out", str(tmp_path / "o.csv")])
+    assert result.exit_code == 2
+    assert "missing event column 'type'" in result.output
+    assert "no event could be read (is it a leads file? pass that with --leads)" in result.output

@@ -259,6 +259,11 @@ def test_calendly_verification_reads_t_and_v1_and_refuses_stale_or_wrong() -> No
             {"id": ["e"], "lead_id": {}, "type": 3.5},
             ["id: expected text", "lead_id: expected text", "type: expected text"],
         ),
+        (
+            {"id": "e1", "lead_id": "u1", "type": "x", "timestmap": "2026-01-01T00:00:00Z"},
+            ["timestmap: unknown field; did you mean 'timestamp'?"],
+        ),
+        ({"id": "e1", "lead_id": "u1", "type": "x", "score": 99}, ["score: unknown field (known:"]),
     ],
 )
 def test_a_native_event_names_every_wrong_field(event: dict[str, Any], reasons: list[str]) -> None:

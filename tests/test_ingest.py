@@ -174,6 +174,7 @@ def test_replaying_a_batch_adds_nothing(db: Engine) -> None:
     again = run(db, batch)
     assert (first.stored, first.duplicates) == (5, 0)
     assert (again.stored, again.duplicates, again.accepted) == (0, 5, 6)
+    assert again.conflicts == []  # the same content again is a plain retry
     with db.connect() as conn:
         repo = Repository(conn)
         assert repo.count_events() == 5
@@ -479,3 +480,21 @@ def test_times_far_in_the_future_or_past_are_refused_by_name(db: Engine) -> None
     assert "more than a day after" in result.errors[0].reason
     assert "before 1990" in result.errors[1].reason
     assert result.stored == 1  # a clock two hours ahead is taken
+
+
+def test_a_message_id_reused_for_other_content_is_reported_and_the_first_kept(db: Engine) -> None:
+    first = run(db, [track("m1", "Guide Downloaded", 2, "u1", asset="seo")])
+    later = run(
+        db,
+        [
+            track("m1", "Guide Downloaded", 2, "u1", asset="seo"),  # a retry: no conflict
+            track("m1", "Quote Requested", 1, "u1"),  # same id, other event
+            track("m2", "Guide Downloaded", 1, "u1", asset="a"),
+            track("m2", "Guide Downloaded", 1, "u1", asset="b"),  # reused within a batch
+        ],
+    )
+    assert (first.stored, later.stored, later.duplicates) == (1, 1, 3)
+    assert later.conflicts == ["m1", "m2"]
+    with db.connect() as conn:
+        kept = Repository(conn).event_contents(["m1", "m2"])
+    assert kept["m1"][0] == "asset_downloaded" and kept["m2"][2] == {"asset": "a"}

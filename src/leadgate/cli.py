@@ -188,6 +188,12 @@ def _load(leads: Path | None, events: Path | None, mapping: Path | None) -> Load
     if leads is not None and loaded.leads_read == 0 and loaded.errors:
         _report_errors(loaded)
         raise fail(f"--leads {leads}: no lead could be read")
+    if events is not None and loaded.inputs.event_count == 0:
+        from_events = [e for e in loaded.errors if e.source == str(events)]
+        if from_events and not loaded.inputs.leads:
+            _report_errors(loaded)
+            hint = " (is it a leads file? pass that with --leads)" if leads is None else ""
+            raise fail(f"--events {events}: no event could be read{hint}")
     return loaded
 
 
@@ -615,6 +621,12 @@ def import_events(
     if summary.error_count > 20:
         err.print(f"... and {summary.error_count - 20:,} more unreadable lines", highlight=False)
     stages = ", ".join(f"{stage} {n:,}" for stage, n in summary.stages.items()) or "none"
+    if summary.conflicts:
+        err.print(
+            f"warning: {plural(summary.conflicts, 'message id')} came again with other "
+            "content; the first was kept (message ids must be unique per event)",
+            highlight=False,
+        )
     out.print(
         f"imported {events} into {shown_url} with {scoring_model.name}@{scoring_model.version}: "
         f"{plural(summary.messages, 'message')}, {summary.stored:,} stored, "

@@ -19,6 +19,7 @@ as Segment's ``messageId`` is, and a retry with the same id adds nothing.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -206,6 +207,12 @@ def native_items(doc: object) -> tuple[list[object], bool]:
     raise InvalidPayload('body: expected an event object, a list of them or {"events": [...]}')
 
 
+# The fields of a native event; anything else is refused rather than silently dropped.
+NATIVE_FIELDS = (
+    "id", "type", "timestamp", "lead_id", "anonymous_id", "email", "properties", "attributes"
+)  # fmt: skip
+
+
 def native_event(item: object) -> list[dict[str, Any]]:
     """One native event as messages: an identify when it brings an email or attributes,
     then the track. Raises InvalidPayload naming every field that is wrong."""
@@ -220,6 +227,14 @@ def native_event(item: object) -> list[dict[str, Any]]:
             problems[name] = exc.reason
             return None
 
+    for name in item:
+        if name not in NATIVE_FIELDS:
+            close = difflib.get_close_matches(str(name), NATIVE_FIELDS, n=1, cutoff=0.7)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            problems[str(name)] = (
+                f"{name}: unknown field{hint} (known: {', '.join(NATIVE_FIELDS)}; "
+                "put anything else in properties or attributes)"
+            )
     event_id = read(text, "id")
     lead_id = read(text, "lead_id")
     anonymous_id = read(text, "anonymous_id")

@@ -67,6 +67,7 @@ class ImportSummary:
     error_count: int = 0
     errors: list[RowError] = field(default_factory=list)  # the first KEPT_ERRORS
     notes: int = 0  # identity conflicts ingest left unresolved
+    conflicts: int = 0  # message ids repeated with other content (the first was kept)
     chunks: int = 0
     stages: dict[str, int] = field(default_factory=dict)  # leads per stage in the database
     seconds: float = 0.0
@@ -178,6 +179,7 @@ def _ingest_chunk(
     summary.stored += result.stored
     summary.duplicates += result.duplicates
     summary.notes += len(result.notes)
+    summary.conflicts += len(result.conflicts)
     for problem in result.errors:
         report(RowError(source, lines[problem.index], problem.reason))
 

@@ -27,6 +27,7 @@ IdentityConflict; run ingest through ``leadgate.store.transact``, which retries.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -91,6 +92,8 @@ class IngestResult:
     stage_changes: list[StageChange] = field(default_factory=list)
     merged: list[tuple[str, str]] = field(default_factory=list)  # (folded lead, into lead)
     notes: list[str] = field(default_factory=list)  # identity conflicts left unresolved
+    # message ids sent again with other content: the first stays, as Segment does
+    conflicts: list[str] = field(default_factory=list)
 
 
 def normalise_email(value: object) -> str | None:
@@ -170,9 +173,25 @@ def ingest(
     stored = repo.append_events(events, at)
     result.stored = len(stored)
     result.duplicates += len(events) - len(stored)
+    if result.duplicates:
+        result.conflicts = _conflicting(repo, events, stored)
     outcomes = redecide_many(repo, model, touched, at, result.stage_changes)
     result.leads.update(outcomes)
     return result
+
+
+def _conflicting(repo: Repository, events: list[Event], stored: set[str]) -> list[str]:
+    """Ids of the events not stored because their message id was, with other content
+    (type, time or properties): a sender reusing ids, which loses the later event."""
+    seen = Counter(e.id for e in events)
+    repeated = [e for e in events if e.id not in stored or seen[e.id] > 1]
+    held = repo.event_contents(e.id for e in repeated)
+    out: list[str] = []
+    for e in repeated:
+        kept = held.get(e.id)
+        if kept is not None and kept != (e.type, e.timestamp, dict(e.properties)):
+            out.append(e.id)
+    return sorted(set(out))
 
 
 def _without_erased(repo: Repository, read: list[_Message], result: IngestResult) -> list[_Message]:

@@ -343,6 +343,17 @@ class Repository:
         returned = self.conn.execute(stmt.returning(t.events.c.message_id), rows)
         return set(returned.scalars())
 
+    def event_contents(self, message_ids: Iterable[str]) -> dict[str, tuple[str, datetime, Any]]:
+        """(type, time, properties) of the stored events with these message ids."""
+        c = t.events.c
+        out: dict[str, tuple[str, datetime, Any]] = {}
+        for chunk in _chunks(sorted(set(message_ids))):
+            rows = self.conn.execute(
+                select(c.message_id, c.type, c.at, c.properties).where(c.message_id.in_(chunk))
+            )
+            out.update({r.message_id: (r.type, r.at, r.properties) for r in rows})
+        return out
+
     def lock_leads(self, lead_ids: Iterable[str]) -> None:
         """Lock the leads' rows until the transaction ends, in id order (no deadlock
         between two writers). SQLite's one writer needs no row locks."""

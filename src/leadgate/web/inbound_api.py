@@ -58,6 +58,10 @@ def answer(conversion: Conversion, result: IngestResult) -> dict[str, Any]:
         "accepted": conversion.items - len(failed) - len(ignored),
         "stored": result.stored,
         "duplicates": result.duplicates,
+        "conflicts": [
+            {"id": i, "reason": "message id already stored with other content; kept the first"}
+            for i in result.conflicts
+        ],
         "errors": [{"index": i, "reason": r} for i, r in sorted(failed.items())],
         "ignored": [{"index": p.index, "reason": p.reason} for p in ignored],
     }

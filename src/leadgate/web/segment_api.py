@@ -28,6 +28,10 @@ def ingest_response(result: IngestResult, index_map: list[int] | None = None) ->
         "accepted": result.accepted,
         "stored": result.stored,
         "duplicates": result.duplicates,
+        "conflicts": [
+            {"id": i, "reason": "message id already stored with other content; kept the first"}
+            for i in result.conflicts
+        ],
         "errors": [{"index": index(e.index), "reason": e.reason} for e in result.errors],
     }
 
