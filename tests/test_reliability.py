@@ -24,7 +24,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from leadgate.store import create_engine
+from leadgate.store import create_engine, upgrade
 from leadgate.store import tables as t
 from leadgate.store.repository import Repository
 from test_clients import LiveServer, create_key
@@ -324,3 +324,71 @@ def test_concurrent_stage_changes_read_back_in_the_order_they_happened(
         if moves[0][0] != "new" or any(a[1] != b[0] for a, b in itertools.pairwise(moves))
     }
     assert not broken, f"stage history out of order (as returned by GET /api/leads): {broken}"
+
+
+# -- (c) two API processes on one database: one handover, one delivery each -------------
+
+
+def test_two_api_processes_hand_over_each_lead_once_and_deliver_each_message_once(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Two `leadgate serve` processes share a database, each with its own outbox worker.
+    Leads made sales ready through either one get one handover each, and every
+    notification reaches the receiver once: a message is claimed by one worker."""
+    from test_outbox import Receiver, subscribe
+
+    upgrade(db_url)
+    engine = create_engine(db_url)
+    receiver = Receiver()
+    receiver.slow_first, receiver.delay = 10_000, 0.01  # both workers get a share
+    receiver.start()
+    subscribe(engine, receiver.url)
+    write_key = create_key("write", db_url)
+    servers = [LiveServer(db_url, log=tmp_path / f"serve-{i}.log").start() for i in range(2)]
+    leads = 40
+    try:
+        clients = [httpx.Client(base_url=s.base, auth=(write_key, "")) for s in servers]
+        for i in range(leads):
+            user, n = f"two-{i}", i * 10
+            batch = [
+                {"type": "identify", "userId": user, "messageId": f"{user}-id",
+                 "traits": {"email": f"{user}@acme.io", "title": "Founder", "company_size": 40}},
+                page(f"{user}-p1", user, n + 1),
+                page(f"{user}-p2", user, n + 2),
+                {"type": "track", "userId": user, "event": "Quote Requested",
+                 "messageId": f"{user}-q", "timestamp": (T0 + timedelta(minutes=n + 3)).isoformat(),
+                 "properties": {"message": "Could you quote a new site?"}},
+            ]  # fmt: skip
+            # the same batch through both servers at once: one lead, one handover
+            threads = [
+                threading.Thread(target=post_batch, args=(c, batch), daemon=True) for c in clients
+            ]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(30)
+        with engine.connect() as conn:
+            handovers = conn.execute(
+                select(t.handovers.c.lead_id, func.count()).group_by(t.handovers.c.lead_id)
+            ).all()
+        assert sorted(r[0] for r in handovers) == sorted(f"two-{i}" for i in range(leads))
+        assert {r[1] for r in handovers} == {1}
+        with engine.connect() as conn:
+            expected = conn.execute(select(func.count()).select_from(t.outbox)).scalar_one()
+        assert expected >= 2 * leads  # lead.sql and handover.assigned at least
+        deadline = time.monotonic() + 90
+        while len(receiver.accepted()) < expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        keys = receiver.keys()
+        assert len(keys) == expected and set(keys.values()) == {1}  # each once
+        with engine.connect() as conn:
+            claimed_by = set(conn.execute(select(t.outbox.c.claimed_by)).scalars())
+        assert len(claimed_by) == 2, claimed_by  # both processes' workers delivered
+        for c in clients:
+            c.close()
+    finally:
+        for s in servers:
+            s.stop()
+        receiver.stop()
+        engine.dispose()
