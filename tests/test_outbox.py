@@ -405,6 +405,33 @@ def test_dead_after_max_attempts_then_redriven_from_the_cli(
     assert nothing.exit_code == 2
 
 
+def test_delivered_messages_are_purged_after_their_keep_time_and_no_others(
+    engine: Engine,
+    db_url: str,  # noqa: F811
+    receiver: Receiver,
+) -> None:
+    from leadgate.adapters.model_source import read_model
+    from leadgate.services.upkeep import upkeep
+
+    subscribe(engine, receiver.url)
+    publish_many(engine, 4)
+    now = datetime.now(UTC)
+    deliver_due(engine, now=now, limit=2, config=fast())  # two delivered now, two pending
+    assert statuses(engine) == {"pending": 2, "delivered": 2, "dead": 0}
+    kept = runner.invoke(cli, ["outbox", "purge", "--database-url", db_url])
+    assert kept.exit_code == 0 and "deleted 0 delivered messages" in kept.stdout
+    bad = runner.invoke(cli, ["outbox", "purge", "--older-than", "soon", "--database-url", db_url])
+    assert bad.exit_code == 2 and "--older-than" in bad.output
+    # the periodic work keeps 30 days: 29 days on nothing goes, at 31 days both do
+    model = read_model()
+    assert upkeep(engine, model, now=now + timedelta(days=29))[1] == 0
+    assert upkeep(engine, model, now=now + timedelta(days=31))[1] == 2
+    assert statuses(engine) == {"pending": 2, "delivered": 0, "dead": 0}
+    deliver_due(engine, now=now - timedelta(seconds=5), limit=2, config=fast())
+    gone = runner.invoke(cli, ["outbox", "purge", "--older-than", "1s", "--database-url", db_url])
+    assert gone.exit_code == 0 and "deleted 2 delivered messages" in gone.stdout, gone.output
+
+
 def test_messages_to_a_removed_subscription_die_without_being_sent(
     engine: Engine, receiver: Receiver
 ) -> None:

@@ -351,7 +351,10 @@ def explain(
     lead_events = loaded.inputs.events.get(lead_id, [])
     breakdown = evaluate(scoring_model, lead, lead_events, _as_of(at, loaded))
     decision = decide(breakdown, scoring_model)
-    out.print(explain_text(breakdown, decision, lead_events), highlight=False, markup=False)
+    chance = scoring_model.calibration
+    probability = chance.probability(breakdown.total) if chance is not None else None
+    text = explain_text(breakdown, decision, lead_events, probability=probability)
+    out.print(text, highlight=False, markup=False)
 
 
 @app.command()
@@ -852,15 +855,16 @@ def worker(
     ] = 100,
     model: ModelOpt = None,
 ) -> None:
-    """Deliver the outbox (webhooks, email, chat) until stopped (Ctrl-C or SIGTERM), and
-    chase overdue handovers (a reminder, then an escalation) every minute.
+    """Deliver the outbox (webhooks, email, chat) until stopped (Ctrl-C or SIGTERM); every
+    minute chase overdue handovers (a reminder, then an escalation) and delete messages
+    delivered more than 30 days ago.
 
     Any number may run against PostgreSQL: each message is claimed by one worker."""
     import signal
     import threading
 
     from leadgate.notify.worker import DeliveryReport, WorkerConfig, default_worker_id, run_worker
-    from leadgate.services.handover import follow_up_pass
+    from leadgate.services.upkeep import upkeep
 
     scoring_model = _model(model)
 
@@ -893,7 +897,7 @@ def worker(
             worker_id,
             batch,
             report,
-            periodic=lambda: follow_up_pass(engine, scoring_model),
+            periodic=lambda: upkeep(engine, scoring_model),
         )
     finally:
         engine.dispose()
@@ -1011,6 +1015,31 @@ def outbox_redrive(
     finally:
         engine.dispose()
     out.print(f"{plural(n, 'dead message')} back to pending", highlight=False)
+
+
+@outbox_app.command("purge")
+def outbox_purge(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Delivered at least this long ago (e.g. 7d).")
+    ] = "30d",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Delete delivered messages (workers do this every minute for those over 30 days);
+    pending and dead messages are never deleted."""
+    from leadgate.domain.conditions import parse_duration
+    from leadgate.store.outbox_store import OutboxStore
+
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        raise fail(f"--older-than: {exc}") from None
+    engine = _outbox_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            n = OutboxStore(conn).purge_delivered(datetime.now(UTC) - age)
+    finally:
+        engine.dispose()
+    out.print(f"deleted {plural(n, 'delivered message')} older than {older_than}", highlight=False)
 
 
 def _shown(url: str) -> str:

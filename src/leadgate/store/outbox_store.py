@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, RowMapping, and_, bindparam, func, select, true, update
+from sqlalchemy import Connection, RowMapping, and_, bindparam, delete, func, select, true, update
 
 from leadgate.store import tables as t
 from leadgate.store.repository import insert_ignore
@@ -354,5 +354,15 @@ class OutboxStore:
                 claimed_by=None,
                 claimed_until=None,
             )
+        )
+        return result.rowcount
+
+    def purge_delivered(self, before: datetime) -> int:
+        """Delete messages delivered before ``before``; pending and dead ones stay.
+        Their idempotency keys name one-off happenings (a handover, a stage change at
+        a time), so a purged key is never published again."""
+        c = t.outbox.c
+        result = self.conn.execute(
+            delete(t.outbox).where(and_(c.status == "delivered", c.delivered_at < before))
         )
         return result.rowcount

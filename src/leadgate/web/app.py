@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 
 from leadgate.adapters.model_source import read_model
 from leadgate.notify.worker import start_worker_thread
-from leadgate.services.handover import follow_up_pass
 from leadgate.services.rescore import rescore
+from leadgate.services.upkeep import upkeep
 from leadgate.store import create_engine, database_url, upgrade
 from leadgate.web import (
     browser_api,
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             start_worker_thread(
                 service.engine,
                 interval=WORKER_POLL_SECONDS,
-                periodic=lambda: follow_up_pass(service.engine, service.model),
+                periodic=lambda: upkeep(service.engine, service.model),
             )
             if settings.run_worker
             else None
