@@ -11,21 +11,27 @@ over to its reps.
 
 from __future__ import annotations
 
+import csv
 import gzip
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, func, select
 
+from leadgate.domain.events import parse_timestamp
 from leadgate.domain.model import ScoringModel
 from leadgate.services.bulk_import import ImportSummary, import_events, leads_per_stage
+from leadgate.services.handover import record_outcome
 from leadgate.services.outbox import EVENTS, add_subscription
 from leadgate.services.team import load_demo_team
 from leadgate.simulation import SimulationConfig, simulate
 from leadgate.store import tables as t
 from leadgate.store import transact
+from leadgate.store.handover_store import HandoverStore
 from leadgate.store.repository import Repository
 
 DEMO_LEADS = 1500
@@ -75,6 +81,7 @@ def load_demo(
         ):
             simulate(config, zipped, truth)
         imported = import_events(engine, model, events, chunk=2000, now=at, on_progress=on_progress)
+        record_feedback(engine, truth_path, at)
         loaded = True
 
     def keys(conn: Connection) -> tuple[str, str]:
@@ -90,6 +97,42 @@ def load_demo(
         imported,
         _examples(engine),
     )
+
+
+FEEDBACK_SHARE = 0.7  # of the handovers, the oldest get sales' answer; the rest stay open
+NOTE = "demo: from the simulation's ground truth"
+NOT_A_FIT = frozenset({"job_seeker", "competitor", "spammer", "existing_customer"})
+
+
+def record_feedback(
+    engine: Engine, truth_path: Path, at: datetime, share: float = FEEDBACK_SHARE
+) -> dict[str, int]:
+    """Sales' answers on the oldest ``share`` of the demo's handovers, from the simulation's
+    ground truth: a lead that goes on to buy is accepted, then won (or an opportunity
+    when the deal closes after ``at``); any other is rejected, as not a fit for the
+    personas who never buy a new project (job seekers, competitors, spammers, customers) and
+    as not ready otherwise. The newest handovers stay open for a rep to take. Returns
+    the outcomes recorded, by kind."""
+    truth: dict[str, tuple[str, bool, datetime | None]] = {}
+    with truth_path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            when = parse_timestamp(row["converted_at"]) if row["converted_at"] else None
+            truth[row["lead_id"]] = (row["persona"], row["converted"] == "1", when)
+    with engine.connect() as conn:
+        handovers = HandoverStore(conn).listing(statuses=["open"], limit=1_000_000)
+    counts: Counter[str] = Counter()
+    for handover in handovers[: int(len(handovers) * share)]:
+        persona, converted, when = truth.get(handover.lead_id, ("", False, None))
+        if converted:
+            steps: list[tuple[str, str | None]] = [("accepted", None)]
+            steps.append(("won" if when and when <= at else "opportunity", None))
+        else:
+            steps = [("rejected", "not_a_fit" if persona in NOT_A_FIT else "not_ready")]
+        for outcome, reason in steps:
+            answer = partial(record_outcome, handover_id=handover.id, outcome=outcome)
+            transact(engine, partial(answer, reason=reason, note=NOTE, actor="demo-sales", at=at))
+            counts[outcome] += 1
+    return dict(counts)
 
 
 def _lead_count(engine: Engine) -> int:
