@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from leadgate.adapters.model_source import read_model
 from leadgate.domain.events import Event, Lead
@@ -498,3 +498,42 @@ def test_a_message_id_reused_for_other_content_is_reported_and_the_first_kept(db
     with db.connect() as conn:
         kept = Repository(conn).event_contents(["m1", "m2"])
     assert kept["m1"][0] == "asset_downloaded" and kept["m2"][2] == {"asset": "a"}
+
+
+def test_merging_two_handed_over_leads_keeps_both_handovers_and_their_feedback(
+    db: Engine,
+) -> None:
+    from leadgate.services.handover import record_outcome
+    from leadgate.store import tables as t
+    from leadgate.store.handover_store import HandoverStore
+
+    run(db, [*warm_up("crm-7"), track("q7", "Quote Requested", 1, "crm-7")])
+    later = NOW + timedelta(minutes=1)
+    run(
+        db,
+        [
+            identify("app-id", "app-9", title="Director", company_size=50),
+            *warm_up("app-9")[1:],
+            track("q9", "Quote Requested", 1, "app-9"),
+        ],
+        now=later,
+    )
+    with db.begin() as conn:
+        mine = HandoverStore(conn).current("app-9")
+        assert mine is not None
+        record_outcome(conn, mine.id, "rejected", "not_ready", None, "rep", later)
+        conn.execute(
+            t.outcomes.insert().values(
+                lead_id="app-9", good=True, at=later, reason=None, source="import",
+                note=None, actor="crm", imported_at=later,
+            )
+        )  # fmt: skip
+    result = run(db, [identify("link", "app-9", email="crm-7@acme.example")], now=later)
+    assert result.merged == [("app-9", "crm-7")]
+    with db.connect() as conn:
+        handovers = HandoverStore(conn).listing(limit=10)
+        dispositions = HandoverStore(conn).dispositions()
+        outcomes = conn.execute(select(t.outcomes.c.lead_id)).scalars().all()
+    assert sorted((h.lead_id, h.cycle) for h in handovers) == [("crm-7", 1), ("crm-7", 2)]
+    assert [(d.lead_id, d.outcome) for d in dispositions] == [("crm-7", "rejected")]
+    assert outcomes == ["crm-7"]

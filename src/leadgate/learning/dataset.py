@@ -36,8 +36,9 @@ def example(
     model: ScoringModel, lead: Lead, events: Sequence[Event], outcome: Outcome, end: datetime
 ) -> Example:
     as_of = decision_time(outcome, end)
-    dated = outcome.at is not None  # a dated outcome: only what came strictly before it
-    kept = (e for e in events if e.timestamp < as_of or (not dated and e.timestamp <= as_of))
+    # An outcome dated by ``end``: only what came strictly before it; else all up to ``end``.
+    strict = outcome.at is not None and outcome.at <= end
+    kept = (e for e in events if e.timestamp < as_of or (not strict and e.timestamp == as_of))
     before = tuple(sorted(kept, key=lambda e: (e.timestamp, e.id)))
     return Example(lead, before, as_of, outcome.good, evaluate(model, lead, before, as_of))
 

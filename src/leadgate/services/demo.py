@@ -27,6 +27,7 @@ from leadgate.domain.model import ScoringModel
 from leadgate.services.bulk_import import ImportSummary, import_events, leads_per_stage
 from leadgate.services.handover import record_outcome
 from leadgate.services.outbox import EVENTS, add_subscription
+from leadgate.services.outcomes import OutcomeEntry, save_outcomes
 from leadgate.services.team import load_demo_team
 from leadgate.simulation import SimulationConfig, simulate
 from leadgate.store import tables as t
@@ -82,6 +83,7 @@ def load_demo(
             simulate(config, zipped, truth)
         imported = import_events(engine, model, events, chunk=2000, now=at, on_progress=on_progress)
         record_feedback(engine, truth_path, at)
+        record_closed_deals(engine, truth_path, at)
         loaded = True
 
     def keys(conn: Connection) -> tuple[str, str]:
@@ -133,6 +135,27 @@ def record_feedback(
             transact(engine, partial(answer, reason=reason, note=NOTE, actor="demo-sales", at=at))
             counts[outcome] += 1
     return dict(counts)
+
+
+def record_closed_deals(engine: Engine, truth_path: Path, at: datetime) -> int:
+    """The CRM's word on the leads sales never saw, as imported outcomes: those who bought
+    (before ``at``) are good as of their purchase, the others bad as of ``at``. Leads
+    handed over already have sales' answer; anonymous visitors are not leads. Returns
+    how many outcomes were stored."""
+    with engine.connect() as conn:
+        handed = set(conn.execute(select(t.handovers.c.lead_id)).scalars())
+    entries: list[OutcomeEntry] = []
+    with truth_path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["lead_id"] in handed:
+                continue
+            when = parse_timestamp(row["converted_at"]) if row["converted_at"] else None
+            if row["converted"] == "1" and when is not None and when <= at:
+                entries.append(OutcomeEntry(row["lead_id"], True, when, "closed deal"))
+            elif row["converted"] != "1":
+                entries.append(OutcomeEntry(row["lead_id"], False, at, "no purchase"))
+    results = transact(engine, lambda conn: save_outcomes(conn, entries, "import", "crm", at))
+    return results.count("imported")
 
 
 def _lead_count(engine: Engine) -> int:

@@ -155,15 +155,27 @@ class Repository:
         return [(r.kind, r.value) for r in rows]
 
     def merge_lead(self, source_id: str, target_id: str, at: datetime) -> None:
-        """Fold lead ``source_id`` into ``target_id``: its identities, events, ledger and
-        stage history move to the target, per attribute the newer value is kept (the
+        """Fold lead ``source_id`` into ``target_id``: its identities, events, ledger,
+        stage history, handovers (numbered after the target's cycles), dispositions,
+        outcomes and outbox messages move to the target, per attribute the newer value is kept (the
         target's on a tie), and the source lead is deleted. The target keeps its id;
         its stage and score are the caller's to decide again."""
         facts = self.lead_facts([source_id, target_id])
         if source_id == target_id or len(facts) != 2:
             raise LookupError(f"cannot merge lead {source_id!r} into {target_id!r}")
         source, target = facts[source_id], facts[target_id]
-        for table in (t.identities, t.events, t.score_ledger, t.stage_history):
+        # The source's handovers follow the target's qualification cycles.
+        handed = t.handovers.c
+        last_cycle = self.conn.execute(
+            select(func.coalesce(func.max(handed.cycle), 0)).where(handed.lead_id == target_id)
+        ).scalar_one()
+        self.conn.execute(
+            update(t.handovers)
+            .where(handed.lead_id == source_id)
+            .values(lead_id=target_id, cycle=handed.cycle + last_cycle)
+        )
+        moved = (t.identities, t.events, t.score_ledger, t.stage_history, t.dispositions)
+        for table in (*moved, t.outcomes, t.outbox):
             self.conn.execute(
                 update(table).where(table.c.lead_id == source_id).values(lead_id=target_id)
             )
@@ -342,6 +354,17 @@ class Repository:
         stmt = insert_ignore(self.conn, t.events, ["message_id"])
         returned = self.conn.execute(stmt.returning(t.events.c.message_id), rows)
         return set(returned.scalars())
+
+    def last_stage_change_at(self, lead_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each lead's stage last changed (leads with no change are left out)."""
+        c = t.stage_history.c
+        out: dict[str, datetime] = {}
+        for chunk in _chunks(sorted(set(lead_ids))):
+            rows = self.conn.execute(
+                select(c.lead_id, func.max(c.at)).where(c.lead_id.in_(chunk)).group_by(c.lead_id)
+            )
+            out.update({str(r[0]): r[1] for r in rows})
+        return out
 
     def event_contents(self, message_ids: Iterable[str]) -> dict[str, tuple[str, datetime, Any]]:
         """(type, time, properties) of the stored events with these message ids."""
