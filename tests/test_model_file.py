@@ -500,7 +500,7 @@ def test_problem_names_file_line_rule_and_what(text: str, rule_id: str, fragment
             thresholds: {mql: 40, sql: 40}
             treshold: 12  # <-
             """,
-            "unknown key 'treshold' in the model (allowed: attributes, custom_events,",
+            "unknown key 'treshold' in the model (allowed: attributes, calibration, custom_events,",
             id="unknown-top-level-key",
         ),
         pytest.param(

@@ -78,6 +78,13 @@ def model_summary(model: ScoringModel) -> Group:
         f"action in the last {format_duration(model.intent_window)}; "
         f"hand over at {model.handover.upper()}; engagement half-life {decay}",
     )
+    if (cal := model.calibration) is not None:
+        scale = cal.points_to_double_odds
+        doubling = f"; {scale:g} points double the odds" if scale else ""
+        head.append(
+            f"\ncalibrated: probability of a good outcome = 1 / (1 + exp(-({cal.slope:.4g} "
+            f"* score + {cal.intercept:.4g}))){doubling}"
+        )
     rules = Table("rule", "kind", "points", "when", "limits", "decay", title="Engagement rules")
     for rule in model.rules:
         kind = type(rule).__name__.removesuffix("Rule").lower()

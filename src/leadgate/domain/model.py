@@ -5,6 +5,7 @@ Plain frozen data. ``leadgate.domain.model_file`` builds it from YAML and checks
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -167,6 +168,28 @@ def written_fields(fields: Mapping[str, Any]) -> list[str]:
 INBOUND_TEXT_EVENTS = ("form_submitted", "quote_requested", "message_received", "email_replied")
 
 
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Score -> probability of a good outcome: ``1 / (1 + exp(-(slope * score + intercept)))``.
+
+    Fitted on the outcomes a model was learned from (Platt scaling on the total score).
+    ``points_to_double_odds`` is the scorecard's scale, when it was built as one.
+    """
+
+    slope: float
+    intercept: float
+    method: str = "platt"
+    points_to_double_odds: float | None = None
+    fitted_on: str = ""
+
+    def probability(self, score: float) -> float:
+        z = self.slope * score + self.intercept
+        if z >= 0:
+            return 1.0 / (1.0 + math.exp(-z))
+        e = math.exp(z)
+        return e / (1.0 + e)
+
+
 @dataclass(frozen=True)
 class ScoringModel:
     name: str
@@ -184,6 +207,7 @@ class ScoringModel:
     description: str = ""
     lists: Mapping[str, frozenset[str]] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
     def rule(self, rule_id: str) -> Rule | FitRule:
         for rule in (*self.rules, *self.fit):

@@ -26,6 +26,7 @@ from leadgate.domain.lists import BUILTIN_LISTS
 from leadgate.domain.model import (
     DISQUALIFY_REASONS,
     INBOUND_TEXT_EVENTS,
+    Calibration,
     Cap,
     CountRule,
     Disqualifier,
@@ -57,7 +58,9 @@ TOP_KEYS = {
     "rules",
     "fit",
     "disqualify",
+    "calibration",
 }
+CALIBRATION_KEYS = {"method", "slope", "intercept", "points_to_double_odds", "fitted_on"}
 COMMON_RULE_KEYS = {"id", "label", "kind", "points", "group", "window", "decay"}
 RULE_KEYS = {
     "event": COMMON_RULE_KEYS | {"event", "where", "once_per", "cap"},
@@ -153,6 +156,7 @@ class _ModelReader:
         fit = self.read_list(data, "fit", self.read_fit)
         disqualifiers = self.read_list(data, "disqualify", self.read_disqualifier)
         self.check_unique_ids(data)
+        calibration = self.read_calibration(data.get("calibration"))
         if self.problems:
             raise SpecError(self.problems)
         assert thresholds is not None and intent_window is not None
@@ -177,6 +181,7 @@ class _ModelReader:
             groups=self.groups,
             source=self.doc.source,
             lists=self.lists,
+            calibration=calibration,
         )
 
     def names(self, data: dict[str, Any], key: str) -> list[Any]:
@@ -234,6 +239,29 @@ class _ModelReader:
                 ("thresholds", "sql"), f"the SQL threshold {sql:g} is below the MQL one {mql:g}"
             )
         return Thresholds(mql=mql, sql=sql)
+
+    def read_calibration(self, value: Any) -> Calibration | None:
+        """``calibration: {method: platt, slope: S, intercept: I}``: score -> probability."""
+        if value is None:
+            return None
+        path: Path = ("calibration",)
+        if not isinstance(value, dict) or not {"slope", "intercept"} <= set(value):
+            self.fail(path, "calibration must give slope and intercept (method: platt)")
+            return None
+        self.check_keys(value, CALIBRATION_KEYS, path, "the calibration")
+        method = value.get("method", "platt")
+        if method != "platt":
+            self.fail((*path, "method"), f"calibration method must be 'platt', got {method!r}")
+        slope = self.number(value["slope"], (*path, "slope"), None, "the calibration slope")
+        intercept = self.number(value["intercept"], (*path, "intercept"), None, "the intercept")
+        if slope is not None and slope <= 0:
+            self.fail((*path, "slope"), f"the calibration slope must be above 0, got {slope:g}")
+        scale = value.get("points_to_double_odds")
+        if scale is not None:
+            scale = self.number(scale, (*path, "points_to_double_odds"), None, "the scale")
+        if slope is None or intercept is None or slope <= 0 or method != "platt":
+            return None
+        return Calibration(slope, intercept, "platt", scale, str(value.get("fitted_on", "")))
 
     def read_list(
         self, data: dict[str, Any], key: str, read: Callable[[Any, Path], Any]

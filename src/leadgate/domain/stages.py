@@ -132,12 +132,17 @@ _SHOWN = ("path", "asset", "campaign", "form", "webinar", "message", "body")
 
 
 def explain(
-    breakdown: Breakdown, decision: Decision, events: Sequence[Event] = (), per_rule: int = 5
+    breakdown: Breakdown,
+    decision: Decision,
+    events: Sequence[Event] = (),
+    per_rule: int = 5,
+    probability: float | None = None,
 ) -> str:
     """A readable, multi-line explanation of one lead's score and stage.
 
     With ``events``, each rule lists (up to ``per_rule`` of) the events that
-    earned its points.
+    earned its points; with ``probability`` (a calibrated model), the score read
+    as the chance of a good outcome.
     """
     b = breakdown
     thresholds = [decision.threshold] if decision.threshold is not None else []
@@ -148,6 +153,8 @@ def explain(
         f"{b.events_seen} event{'' if b.events_seen == 1 else 's'}",
         f"  why: {decision.cause}",
     ]
+    if probability is not None:
+        lines.append(f"  probability of a good outcome: {probability:.0%} (calibrated)")
     named = {k: v for k, v in b.groups.items() if k not in ("fit", "engagement")}
     if named:
         lines.append("  groups: " + ", ".join(f"{k} {v:.1f}" for k, v in named.items()))

@@ -65,6 +65,8 @@ def result_row(scored: Scored, model: ScoringModel) -> dict[str, Any]:
         "engagement_score": round(float(b.engagement), 2),
         "reasons": reasons(b),
     }
+    if model.calibration is not None:  # a learned model: the score read as a probability
+        row["probability"] = round(model.calibration.probability(b.total), 4)
     for name in model.groups:
         row[f"group_{name}"] = round(b.groups.get(name, 0.0), 2)
     row.update(
