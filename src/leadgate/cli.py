@@ -129,6 +129,18 @@ def _model(path: Path | None) -> ScoringModel:
         raise fail(f"the model {path} has {len(exc.problems)} problem(s)") from None
 
 
+def _database_model(path: Path | None, engine: Engine) -> ScoringModel:
+    """``--model`` when given; else the database's live (latest published) model, else
+    the built-in one (see ``leadgate model publish``)."""
+    if path is not None:
+        return _model(path)
+    from leadgate.services.models import live_version, model_of
+
+    with engine.connect() as conn:
+        held = live_version(conn)
+    return model_of(held) if held is not None else _model(None)
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else many or word + 's'}"
 
@@ -606,6 +618,7 @@ def import_events(
             err.print(f"skipped {problem}", highlight=False, markup=False, soft_wrap=True)
 
     engine = _open_engine(url)
+    scoring_model = _database_model(model, engine)
     try:
         with err.status("importing...") as status:
             summary = run_import(
@@ -695,6 +708,16 @@ def serve(
         application = create_app(settings)
     except Exception as exc:  # a driver's own error: bad URL, refused connection, ...
         raise fail(f"cannot start: {exc}") from None
+    live = application.state.service.model
+    if model is not None and (live.name, live.version) != (
+        scoring_model.name,
+        scoring_model.version,
+    ):
+        err.print(
+            f"warning: serving the database's published model {live.name}@{live.version}, "
+            f"not {model} (to use it: leadgate model draft {model}, then leadgate model publish)",
+            highlight=False,
+        )
     base = f"http://{host}:{port}"
     _check_port(host, port)
     sinks: list[Any] = []
@@ -818,6 +841,7 @@ def rescore(
         except ValueError as exc:
             raise fail(f"--at: {exc}") from None
     engine = _open_engine(database_url, must_exist=True)
+    scoring_model = _database_model(model, engine)
     try:
         with err.status("rescoring...") as status:
             summary = run_rescore(
@@ -864,15 +888,18 @@ def worker(
     import threading
 
     from leadgate.notify.worker import DeliveryReport, WorkerConfig, default_worker_id, run_worker
+    from leadgate.services.models import LiveModel
     from leadgate.services.upkeep import upkeep
 
-    scoring_model = _model(model)
+    _model(model)  # refuse a bad model file before starting
 
     try:
         config = WorkerConfig(concurrency=concurrency)
     except ValueError as exc:  # a bad LEADGATE_SMTP_URL
         raise fail(str(exc)) from None
     engine = _outbox_engine(database_url)
+    # --model, or the database's live model, following publishes while the worker runs
+    live = LiveModel(engine, _database_model(model, engine))
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -897,7 +924,7 @@ def worker(
             worker_id,
             batch,
             report,
-            periodic=lambda: upkeep(engine, scoring_model),
+            periodic=lambda: upkeep(engine, live.get()),
         )
     finally:
         engine.dispose()

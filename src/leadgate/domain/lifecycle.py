@@ -70,6 +70,11 @@ def starts_handover(from_stage: str | None, to_stage: str, handover_stage: str) 
     return to_stage in _RANK and _RANK[to_stage] >= target > before
 
 
+def past(stage: str, handover_stage: str) -> bool:
+    """Whether a model stage is at (or past) the handover stage (sales stages are not)."""
+    return stage in _RANK and _RANK[stage] >= _RANK[handover_stage]
+
+
 def check_outcome(status: str, outcome: str, reason: str | None) -> str | None:
     """Why ``outcome`` cannot be recorded on a handover in ``status``; None if it can."""
     if outcome not in OUTCOMES:

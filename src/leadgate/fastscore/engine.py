@@ -56,9 +56,15 @@ class Scorer:
     """One scoring run: a model, a prepared store and a scoring time."""
 
     def __init__(
-        self, model: ScoringModel, store: EventStore, as_of: datetime, temporary: bool = True
+        self,
+        model: ScoringModel,
+        store: EventStore,
+        as_of: datetime,
+        temporary: bool = True,
+        shifts: str | None = None,
     ) -> None:
         self.model = model
+        self.shifts = shifts
         self.temporary = temporary
         self.store = store
         self.as_of = micros(as_of)
@@ -116,7 +122,7 @@ class Scorer:
         every engagement rule, one row per lead and rule that gave any: two tables."""
         model, plan, tables = self.model, self.plan, self.tables
         ev, key_ids = build_events(self.store, plan, tables, self.as_of)
-        rules = RuleSql(plan, tables, ev, key_ids, self.as_of)
+        rules = RuleSql(plan, tables, ev, key_ids, self.as_of, self.shifts)
         flags = ["CAST(NULL AS BIGINT) AS intent_ord"]
         if plan.intent_slot is not None:
             cond = f"{rules.bit(plan.intent_slot)}{rules.window(model.intent_window)}"
@@ -266,14 +272,20 @@ def score_all(
     *,
     table: str | None = None,
     temporary: bool = True,
+    shifts: str | None = None,
 ) -> Scores:
     """Score every lead of ``store`` as of ``as_of``.
 
     The results go to the tables ``table`` (default ``<prefix>_scores``) and
     ``<table>_points``, temporary unless ``temporary`` is false.
+
+    ``shifts`` names a table (lead_key, shift): each lead's events were moved forward
+    in time by ``shift`` microseconds, so that one ``as_of`` serves leads scored at
+    different moments (``learning.replay``). Ages and windows do not change under a
+    shift; period caps are counted on the unshifted times.
     """
     out = table or f"{store.prefix}_scores"
-    scorer = Scorer(model, store, as_of, temporary)
+    scorer = Scorer(model, store, as_of, temporary, shifts)
     try:
         scorer.run(out)
     finally:

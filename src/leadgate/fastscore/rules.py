@@ -56,12 +56,14 @@ class RuleSql:
         ev: str,
         key_ids: list[dict[str, int]],
         as_of: int,
+        shifts: str | None = None,
     ) -> None:
         self.plan = plan
         self.key_ids = key_ids
         self.tables = tables
         self.ev = ev
         self.as_of = as_of
+        self.shifts = shifts
 
     def bit(self, slot: int) -> str:
         return f"(m{slot // BITS_PER_WORD} & {1 << (slot % BITS_PER_WORD)}) <> 0"
@@ -126,11 +128,14 @@ class RuleSql:
         zero, step = num(0.0), num(size)
         if cap.period is not None and cap.period_max is not None:
             per = math.ceil(cap.period_max / size)
+            period = floor_div("us", micros(cap.period))
+            if self.shifts is not None:  # periods stay aligned to the unshifted times
+                rows = f"SELECT r.*, s.shift FROM ({rows}) r JOIN {self.shifts} s USING (lead_key)"
+                period = floor_div("(us - shift)", micros(cap.period))
             if cap.total is not None and _whole_steps(size, per, cap.period_max, cap.total):
                 # every kept event of a period gets a whole step: the total cap is then
                 # a top-k over them, as for a total cap alone (no running sum by ord)
                 firsts = f"unnest(min(us, {per})) AS us"
-                period = floor_div("us", micros(cap.period))
                 rows = f"SELECT lead_key, {firsts} FROM ({rows}) GROUP BY lead_key, {period}"
                 return self.capped(rows, points, Cap(total=cap.total), rule)
             firsts = f"min_by(struct_pack(ord, us), ord, {per})"
@@ -142,7 +147,7 @@ class RuleSql:
             rows = f"""
                 SELECT lead_key, e.ord AS ord, e.us AS us, {q} AS q FROM (
                     SELECT lead_key, unnest({numbered}) AS e FROM ({rows})
-                    GROUP BY lead_key, {floor_div("us", micros(cap.period))})"""
+                    GROUP BY lead_key, {period})"""
             if cap.total is None:
                 return self.per_lead(f"sum({sign} * q * {decay})", rows)
             used = (

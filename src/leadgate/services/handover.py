@@ -47,6 +47,10 @@ from leadgate.store.records import StageChange
 from leadgate.store.repository import Repository
 
 HANDOVER_ACTOR = "handover"
+# Who a stage change hands over: everyone (live traffic), or, when a newly published
+# model moves leads (services/models.py), only those with an intent action within the
+# model's intent window, or no one.
+HANDOVER_POLICIES = ("all", "recent-intent", "none")
 RECENT = 10
 FAIR_SHARE_WINDOW = timedelta(days=30)  # recent assignments weigh in round robin
 
@@ -88,9 +92,11 @@ def hand_over(
     moves: Sequence[StageChange],
     scored: Mapping[str, Scored],
     at: datetime,
+    policy: str = "all",
 ) -> list[str]:
-    """Open a handover for each move that reaches the model's handover stage, and
-    publish the lifecycle events of every move; the ids of the leads handed over."""
+    """Open a handover for each move that reaches the model's handover stage (and that
+    ``policy`` lets through, see ``HANDOVER_POLICIES``), and publish the lifecycle
+    events of every move; the ids of the leads handed over."""
     store = HandoverStore(conn)
     opened: list[str] = []
     for move in moves:
@@ -110,9 +116,45 @@ def hand_over(
             continue
         if store.current(move.lead_id) is not None:
             continue  # already with sales in this cycle
+        if not policy_allows(policy, info):
+            continue
         _open(conn, store, model, move, info, at)
         opened.append(move.lead_id)
     return opened
+
+
+def hand_over_held(
+    conn: Connection, model: ScoringModel, held: Mapping[str, Scored], at: datetime
+) -> list[str]:
+    """Hand over the leads already at the handover stage without a handover (a publish
+    held them back, see ``HANDOVER_POLICIES``) whose intent action came after they
+    reached that stage: a new hand-raise is news for sales. The ids handed over."""
+    store = HandoverStore(conn)
+    since = Repository(conn).last_stage_change_at(list(held))
+    opened: list[str] = []
+    for lead_id, info in sorted(held.items()):
+        intent, reached = info.breakdown.intent, since.get(lead_id)
+        if intent is None or reached is None or intent.at <= reached:
+            continue
+        if store.current(lead_id) is not None:
+            continue
+        stage = info.decision.stage
+        cause = f"{intent.event_type} at {intent.at.isoformat()}, after a held-back handover"
+        move = StageChange(
+            lead_id, stage, stage, cause, info.decision.rule_ids, model.version, "model", at
+        )
+        _open(conn, store, model, move, info, at)
+        opened.append(lead_id)
+    return opened
+
+
+def policy_allows(policy: str, info: Scored) -> bool:
+    """Whether ``policy`` hands over a lead whose stage change ``info`` describes."""
+    if policy not in HANDOVER_POLICIES:
+        raise ValueError(f"handover policy {policy!r}: not one of {', '.join(HANDOVER_POLICIES)}")
+    if policy == "recent-intent":  # the evaluator keeps only intent within the window
+        return info.breakdown.intent is not None
+    return policy == "all"
 
 
 def _open(

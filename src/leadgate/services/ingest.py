@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from leadgate.domain.events import Event, to_utc
-from leadgate.domain.lifecycle import HANDED_OVER, after_recycle
+from leadgate.domain.lifecycle import HANDED_OVER, after_recycle, past
 from leadgate.domain.mapping import InvalidRow
 from leadgate.domain.model import ScoringModel
 from leadgate.domain.rows import stable_id
@@ -42,7 +42,7 @@ from leadgate.domain.scoring import Breakdown, evaluate
 from leadgate.domain.segment import ANONYMOUS_PREFIX, Identity, convert_message, message_time
 from leadgate.domain.stages import Decision, decide
 from leadgate.domain.traits import apply_traits
-from leadgate.services.handover import Scored, hand_over
+from leadgate.services.handover import Scored, hand_over, hand_over_held
 from leadgate.store.records import LedgerEntry, StageChange
 from leadgate.store.repository import LeadFacts, Repository
 
@@ -391,9 +391,11 @@ def redecide_many(
     lead_ids: Iterable[str],
     at: datetime,
     changes: list[StageChange] | None = None,
+    handover_policy: str = "all",
 ) -> dict[str, LeadOutcome]:
     """Evaluate stored leads over all their events as of ``at``; record their scores,
-    the ledger changes and, when the model moves a lead forward, its stage change.
+    the ledger changes and, when the model moves a lead forward, its stage change
+    (handed over as ``handover_policy`` says, see ``handover.HANDOVER_POLICIES``).
     Unknown ids are skipped. The caller holds the leads' locks (or takes them here)."""
     ids = sorted(set(lead_ids))
     repo.lock_leads(ids)
@@ -406,6 +408,7 @@ def redecide_many(
     scores: dict[str, float] = {}
     moves: list[StageChange] = []
     scored: dict[str, Scored] = {}
+    waiting: dict[str, Scored] = {}
     for lead_id in ids:
         if lead_id not in states:
             continue
@@ -430,12 +433,17 @@ def redecide_many(
             moves.append(change)
             scored[lead_id] = Scored(breakdown, decision, events.get(lead_id, []), lead.attributes)
             stage = decision.stage
+        elif handover_policy == "all" and breakdown.intent and past(stage, model.handover):
+            # at the handover stage without having moved: was its handover held back?
+            waiting[lead_id] = Scored(breakdown, decision, events.get(lead_id, []), lead.attributes)
         outcomes[lead_id] = LeadOutcome(lead_id, stage, breakdown.total, decision)
     repo.set_scores(scores, at)
     repo.record_ledger(ledger)
     repo.record_stage_changes(moves)
     # Same transaction: a handover and its notifications are never lost, never made twice.
-    for lead_id in hand_over(repo.conn, model, moves, scored, at):
+    opened = hand_over(repo.conn, model, moves, scored, at, handover_policy)
+    opened += hand_over_held(repo.conn, model, waiting, at) if waiting else []
+    for lead_id in opened:
         outcome = outcomes[lead_id]
         outcomes[lead_id] = replace(outcome, stage=HANDED_OVER)
     if changes is not None:

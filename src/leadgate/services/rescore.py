@@ -42,8 +42,11 @@ def rescore(
     at: datetime | None = None,
     chunk: int = CHUNK,
     on_progress: Callable[[RescoreSummary], None] | None = None,
+    handover_policy: str = "all",
 ) -> RescoreSummary:
-    """Re-evaluate every lead as of ``at`` (default now) under ``model``."""
+    """Re-evaluate every lead as of ``at`` (default now) under ``model``. Leads that
+    reach the handover stage are handed over as ``handover_policy`` says (after a
+    publish, ``services.models`` passes the publisher's choice)."""
     if chunk < 1:
         raise ValueError("chunk must be at least 1")
     moment = at or datetime.now(UTC)
@@ -51,7 +54,9 @@ def rescore(
     started = time.perf_counter()
     after = ""
     while ids := _page(engine, after, chunk):
-        rescored, changes = transact(engine, partial(_rescore_chunk, model, ids, moment))
+        rescored, changes = transact(
+            engine, partial(_rescore_chunk, model, ids, moment, handover_policy)
+        )
         summary.rescored += rescored
         summary.leads += len(ids)
         summary.moved.update(c.to_stage for c in changes)
@@ -68,12 +73,12 @@ def _page(engine: Engine, after: str, limit: int) -> list[str]:
 
 
 def _rescore_chunk(
-    model: ScoringModel, ids: list[str], at: datetime, conn: Connection
+    model: ScoringModel, ids: list[str], at: datetime, policy: str, conn: Connection
 ) -> tuple[int, list[StageChange]]:
     """Decide ``ids`` again; how many scores changed, and the stage changes."""
     repo = Repository(conn)
     changes: list[StageChange] = []
     before = repo.scores_of(ids)
-    outcomes = redecide_many(repo, model, ids, at, changes)
+    outcomes = redecide_many(repo, model, ids, at, changes, policy)
     changed = sum(1 for i, o in outcomes.items() if abs(o.score - before.get(i, 0.0)) > 1e-9)
     return changed, changes

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -308,4 +309,43 @@ outbox = Table(
     Index(None, "status", "next_attempt_at"),
     CheckConstraint("channel IN ('webhook', 'email', 'chat')", name="channel"),
     CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+)
+
+# Outcomes known from outside the handover flow: imported files and the API
+# (services/outcomes.py). Dispositions stay in their own table. ``at`` is when the
+# outcome became known; learning only uses what was known strictly before it. A
+# re-import of the same lead, source and date adds nothing. No foreign key to
+# ``leads`` (as ``outbox``): the lead_id column is enough for export and erasure.
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("lead_id", String(ID_LENGTH), nullable=False),
+    Column("good", Boolean, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("source", String(16), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("imported_at", UtcDateTime, nullable=False),
+    UniqueConstraint("lead_id", "source", "at"),
+    CheckConstraint("source IN ('import', 'api')", name="source"),
+)
+
+# Every publish and rollback of a scoring model (services/models.py), in order. The
+# live model is found by replaying them: a publish puts its version on top, a
+# rollback takes the top one off and the one below it is live again.
+model_publications = Table(
+    "model_publications",
+    metadata,
+    Column("id", _serial(), primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("why", Text, nullable=False),
+    Column("handover", String(16), nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"]),
+    CheckConstraint("action IN ('publish', 'rollback')", name="action"),
 )

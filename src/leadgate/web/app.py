@@ -18,8 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from leadgate.adapters.model_source import read_model
+from leadgate.adapters.model_source import default_model_text, read_model
 from leadgate.notify.worker import start_worker_thread
+from leadgate.services.models import LiveModel, ensure_live
 from leadgate.services.rescore import rescore
 from leadgate.services.upkeep import upkeep
 from leadgate.store import create_engine, database_url, upgrade
@@ -51,7 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     url = database_url(settings.database_url)
     if settings.migrate:
         upgrade(url)
-    service = Service(create_engine(url), read_model(settings.model_path), settings)
+    engine = create_engine(url)
+    # The database's latest published model; the --model file (or the built-in one)
+    # becomes the first published version of a database that has none.
+    started = read_model(settings.model_path)
+    path = settings.model_path
+    text = default_model_text() if path is None else path.read_text(encoding="utf-8")
+    live = LiveModel(engine, ensure_live(engine, started, text))
+    service = Service(engine, live, settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

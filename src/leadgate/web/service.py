@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 from sqlalchemy import Engine
@@ -24,11 +24,29 @@ from leadgate.web.settings import Settings
 T = TypeVar("T")
 
 
+class ModelSource(Protocol):
+    def get(self) -> ScoringModel: ...
+
+
+@dataclass(frozen=True)
+class FixedModel:
+    """One model for the service's whole life."""
+
+    model: ScoringModel
+
+    def get(self) -> ScoringModel:
+        return self.model
+
+
 @dataclass
 class Service:
     engine: Engine
-    model: ScoringModel
+    live: ModelSource  # the live model: the latest published (services.models.LiveModel)
     settings: Settings
+
+    @property
+    def model(self) -> ScoringModel:
+        return self.live.get()
 
     def read(self, work: Callable[[Repository], T]) -> T:
         """Run ``work`` on a connection that only reads."""
@@ -73,6 +91,9 @@ class Service:
         """Ingest Segment-shaped messages in one transaction (committed on return)."""
         at = now or datetime.now(UTC)
         items = list(messages)
-        return await self.in_thread(
-            lambda: self.write(lambda repo: ingest(repo, self.model, items, at))
-        )
+
+        def work() -> IngestResult:
+            model = self.model  # may ask the database, outside the write transaction
+            return self.write(lambda repo: ingest(repo, model, items, at))
+
+        return await self.in_thread(work)
