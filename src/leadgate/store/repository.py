@@ -22,9 +22,12 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     false,
     func,
+    literal,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -164,21 +167,30 @@ class Repository:
         if source_id == target_id or len(facts) != 2:
             raise LookupError(f"cannot merge lead {source_id!r} into {target_id!r}")
         source, target = facts[source_id], facts[target_id]
-        # The source's handovers follow the target's qualification cycles.
-        handed = t.handovers.c
-        last_cycle = self.conn.execute(
-            select(func.coalesce(func.max(handed.cycle), 0)).where(handed.lead_id == target_id)
-        ).scalar_one()
-        self.conn.execute(
-            update(t.handovers)
-            .where(handed.lead_id == source_id)
-            .values(lead_id=target_id, cycle=handed.cycle + last_cycle)
-        )
-        moved = (t.identities, t.events, t.score_ledger, t.stage_history, t.dispositions)
-        for table in (*moved, t.outcomes, t.outbox):
+        for table in (t.identities, t.events, t.score_ledger, t.stage_history):
             self.conn.execute(
                 update(table).where(table.c.lead_id == source_id).values(lead_id=target_id)
             )
+        # Rarer rows (a visitor seldom has any): one look, then only the moves needed.
+        rare = (t.handovers, t.dispositions, t.outcomes, t.outbox)
+        has = [exists().where(table.c.lead_id == source_id) for table in rare]
+        held = union_all(*(select(literal(i)).where(e) for i, e in enumerate(has)))
+        present = set(self.conn.execute(held).scalars())
+        if 0 in present:  # the source's handovers follow the target's qualification cycles
+            handed = t.handovers.c
+            last_cycle = self.conn.execute(
+                select(func.coalesce(func.max(handed.cycle), 0)).where(handed.lead_id == target_id)
+            ).scalar_one()
+            self.conn.execute(
+                update(t.handovers)
+                .where(handed.lead_id == source_id)
+                .values(lead_id=target_id, cycle=handed.cycle + last_cycle)
+            )
+        for i, table in enumerate(rare):
+            if i in present and table is not t.handovers:
+                self.conn.execute(
+                    update(table).where(table.c.lead_id == source_id).values(lead_id=target_id)
+                )
         attributes, times = combine(
             target.attributes, target.attribute_times, source.attributes, source.attribute_times
         )
