@@ -606,3 +606,9 @@ def test_every_example_in_the_mapping_docs_parses() -> None:
     assert len(examples) >= 3
     for text in examples:
         parse_mapping(text, "docs/mapping.md")
+
+
+def test_a_mapping_nested_too_deeply_is_refused_with_a_reason() -> None:
+    with pytest.raises(MappingError) as caught:
+        parse_mapping("lead_id: " + "[" * 5000 + "]" * 5000, "m.yaml")
+    assert "nested too deeply" in str(caught.value)

@@ -767,3 +767,14 @@ def test_typos_get_a_suggestion() -> None:
     message = str(info.value)
     assert "did you mean 'points'?" in message
     assert "did you mean 'quote_requested'?" in message
+
+
+@pytest.mark.parametrize("depth", [300, 5000])
+def test_a_file_nested_too_deeply_is_a_problem_not_a_crash(depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    text = f"name: deep\nversion: 1\nthresholds: {{mql: 1, sql: 2}}\nrules:\n- {nested}\n"
+    with pytest.raises(SpecError) as caught:
+        load_model(text, "deep.yaml")
+    assert str(caught.value).startswith("deep.yaml:")
+    if depth > 1000:
+        assert "nested too deeply" in str(caught.value)

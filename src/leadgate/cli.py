@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -74,8 +75,20 @@ DatabaseOpt = Annotated[
     ),
 ]
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Piped into a file or a log, tables are laid out 160 columns wide rather than rich's
+# 80, so their figures are not cut short; COLUMNS overrides it.
+PIPED_WIDTH = 160
+
+
+def _console(stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    terminal = stream is not None and stream.isatty()
+    width = None if terminal or os.environ.get("COLUMNS") else PIPED_WIDTH
+    return Console(stderr=stderr, soft_wrap=True, width=width)
+
+
+out = _console()
+err = _console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

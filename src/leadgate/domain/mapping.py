@@ -19,7 +19,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from leadgate.domain.events import canonical_event_type, parse_timestamp
-from leadgate.domain.yamldoc import syntax_problem
+from leadgate.domain.yamldoc import compose, syntax_problem
 
 CAST_TYPES = ("int", "float", "bool", "str")
 DEFAULT_LEAD_ID_COLUMNS = ("lead_id", "id")
@@ -256,7 +256,7 @@ class _Checker:
 def parse_mapping(text: str, source: str = "<mapping>") -> SourceMapping:
     """Parse and validate a YAML mapping; raises MappingError listing every problem."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = compose(text)
     except yaml.YAMLError as exc:
         line, problem = syntax_problem(exc)
         raise MappingError(source, [MappingIssue(line, "", f"invalid YAML: {problem}")]) from None

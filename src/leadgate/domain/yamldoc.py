@@ -46,10 +46,22 @@ def syntax_problem(exc: yaml.YAMLError) -> tuple[int, str]:
     return line, getattr(exc, "problem", None) or str(exc)
 
 
+TOO_DEEP = "the document is nested too deeply to read"
+
+
+def compose(text: str) -> yaml.Node | None:
+    """``yaml.compose`` with the safe loader; nesting too deep for the parser (it
+    recurses) is a YAMLError like any other problem of the text."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise yaml.YAMLError(TOO_DEEP) from None
+
+
 def parse_yaml(text: str, source: str) -> YamlDoc:
     """Parse one YAML document; syntax errors become a SpecError naming the line."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose(text)
     except yaml.YAMLError as exc:
         line, problem = syntax_problem(exc)
         raise SpecError([f"{source}:{line}: YAML syntax error: {problem}"]) from None
@@ -57,7 +69,10 @@ def parse_yaml(text: str, source: str) -> YamlDoc:
     if node is None:
         doc.data = {}
         return doc
-    doc.data = _convert(node, (), doc.lines, source)
+    try:
+        doc.data = _convert(node, (), doc.lines, source)
+    except RecursionError:
+        raise SpecError([f"{source}:1: YAML syntax error: {TOO_DEEP}"]) from None
     return doc
 
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
 
-from leadgate.domain.yamldoc import SpecError
+from leadgate.domain.yamldoc import SpecError, compose
 from leadgate.services import team as uc
 from leadgate.store.team_store import TeamStore
 from leadgate.web.http import ApiError, parse_json, read_body
@@ -55,7 +55,7 @@ def _as_yaml_text(body: bytes, content_type: str) -> str:
         return text
     data = parse_json(body)
     try:
-        yaml.compose(text, Loader=yaml.SafeLoader)
+        compose(text)
     except yaml.YAMLError:
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return text
