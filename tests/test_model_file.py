@@ -757,7 +757,35 @@ def test_points_must_be_finite_and_sane(value: str) -> None:
     text = f"thresholds: {{mql: 1, sql: 1}}\nrules:\n  - {rule}\n"
     with pytest.raises(SpecError) as info:
         load_model(text, "m.yaml")
-    assert "m.yaml:3: rule 'r': points must be a finite number" in str(info.value)
+    assert "m.yaml:3: rule 'r': points must be a number from -1e9 to 1e9, got " in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [
+        ("1e308", "got 1e308"),  # text to YAML 1.1, a number to the writer
+        ("1.0e+308", "got 1e+308"),
+        ("-2e9", "got -2e9"),
+        ("1" + "0" * 400, "got an integer of 401 digits"),
+        (".inf", "got inf"),
+    ],
+)
+def test_a_number_too_large_is_named_with_the_range(value: str, got: str) -> None:
+    text = f"thresholds: {{mql: {value}, sql: 50}}\n"
+    with pytest.raises(SpecError) as info:
+        load_model(text, "m.yaml")
+    assert (
+        str(info.value) == f"m.yaml:1: the MQL threshold must be a number from -1e9 to 1e9, {got}"
+    )
+
+
+def test_exponent_numbers_are_numbers() -> None:
+    rule = "{id: r, event: page_viewed, points: 2.5E1}"
+    m = load_model(f"thresholds: {{mql: 4e1, sql: 5E+1}}\nrules:\n  - {rule}\n", "m.yaml")
+    assert (m.thresholds.mql, m.thresholds.sql) == (40.0, 50.0)
+    assert m.rules[0].points == 25.0
+    with pytest.raises(SpecError, match="must be a number, got 'fifty'"):
+        load_model("thresholds: {mql: 4e1, sql: fifty}\n", "m.yaml")
 
 
 def test_typos_get_a_suggestion() -> None:

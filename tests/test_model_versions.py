@@ -12,13 +12,16 @@ from typing import Any
 
 import httpx
 import pytest
+from anyio.from_thread import start_blocking_portal
 from sqlalchemy import Engine
 
 from leadgate.adapters.model_source import default_model_text, read_model
+from leadgate.domain.yamldoc import SpecError
 from leadgate.services.handover import HANDOVER_POLICIES
 from leadgate.services.ingest import ingest
 from leadgate.services.models import (
     ModelError,
+    label,
     listing,
     live_version,
     publish,
@@ -30,9 +33,12 @@ from leadgate.services.team import load_demo_team
 from leadgate.store import create_engine, transact, upgrade
 from leadgate.store.handover_store import HandoverStore
 from leadgate.store.repository import Repository
+from leadgate.web.app import create_app
+from leadgate.web.settings import Settings
 from test_ingest import identify, page, track
 from test_serve import CLI, _free_port, _leadgate
 from test_store import db_url  # noqa: F401  (fixture: SQLite, and PostgreSQL when configured)
+from test_web import Client
 
 NOW = datetime(2026, 3, 10, 10, 0, tzinfo=UTC)  # a Tuesday, in working hours
 DEFAULT = read_model()
@@ -94,9 +100,16 @@ def test_draft_publish_and_rollback_are_recorded(db: Engine) -> None:
     with pytest.raises(ModelError, match="no saved model version"):
         publish(db, "2", "ann", "try", "none", NOW)
     assert listing(db).publications == []  # a refused publish writes nothing
-    two = save_draft(db, variant("2", 30, 30), "two.yaml", NOW)
-    assert (two.name, two.version, two.status) == ("webstudio-default", "2", "draft")
-    assert save_draft(db, variant("2", 30, 30), "two.yaml", NOW) == two  # same text: same
+    saved = save_draft(db, variant("2", 30, 30), "two.yaml", NOW)
+    two = saved.version
+    assert (two.name, two.version, two.status, saved.new) == (
+        "webstudio-default",
+        "2",
+        "draft",
+        True,
+    )
+    again = save_draft(db, variant("2", 30, 30), "two.yaml", NOW)
+    assert again.version == two and not again.new  # same text: the same draft
     with pytest.raises(ModelError, match="new `version:`"):
         save_draft(db, variant("2", 35, 35), "other.yaml", NOW)
     with pytest.raises(ModelError, match="why"):
@@ -321,13 +334,22 @@ def test_model_commands(tmp_path: Path) -> None:
         return done.output
 
     assert "saved webstudio-default@2 (draft)" in cli("model", "draft", str(draft))
+    again = cli("model", "draft", str(draft))
+    assert "already saved (the same text) webstudio-default@2 (draft)" in again
+    unversioned = tmp_path / "unversioned.yaml"
+    unversioned.write_text(variant("3", 1, 1).replace('version: "3"\n', ""), encoding="utf-8")
+    refused = runner.invoke(app, ["model", "draft", str(unversioned), *base])
+    assert refused.exit_code == 2 and "a draft needs `version:`" in refused.output
+    assert "1 problem(s)" in refused.output
+    missing = runner.invoke(app, ["model", "publish", "2", "--by", "ann", "--why", "x", *base])
+    assert missing.exit_code == 2 and "--handover" in missing.output
     assert "webstudio-default@2" in cli("model", "list")
     tested = cli("model", "backtest", "2", "--json", str(tmp_path / "bt.json"))
     assert "handovers per week" in tested and (tmp_path / "bt.json").is_file()
     refused = runner.invoke(
         app, ["model", "publish", "2", "--by", "ann", "--why", "x", "--handover", "some", *base]
     )
-    assert refused.exit_code == 2 and "--handover" in refused.output
+    assert refused.exit_code == 2 and "one of all, recent-intent, none" in refused.output
     published = cli("model", "publish", "2", "--by", "ann", "--why", "x", "--handover", "all")
     assert "published webstudio-default@2 (was webstudio-default@1)" in published
     assert "rescored 2 leads" in published  # as of now, months after their events
@@ -337,3 +359,195 @@ def test_model_commands(tmp_path: Path) -> None:
     assert "rolled back to webstudio-default@1" in back
     again = runner.invoke(app, ["model", "rollback", "--by", "bob", "--why", "more", *base])
     assert again.exit_code == 2 and "no earlier published version" in again.output
+
+
+# -- the API in process -------------------------------------------------------------------
+
+
+class Models:
+    """The app in process with an admin key and a write key."""
+
+    def __init__(self, client: Client, engine: Engine, admin: str, write: str) -> None:
+        self.client = client
+        self.engine = engine
+        self.admin = {"Authorization": f"Bearer {admin}"}
+        self.write = {"Authorization": f"Bearer {write}"}
+        self.routes: list[tuple[str, str]] = []  # (method, path) from the OpenAPI document
+
+    def post(self, url: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+        headers = self.admin if headers is None else headers
+        if body is None:
+            return self.client.post(url, headers=headers)
+        if isinstance(body, bytes):
+            return self.client.post(url, content=body, headers=headers)
+        return self.client.post(url, json=body, headers=headers, timeout=60)
+
+
+@pytest.fixture
+def models(db_url: str) -> Iterator[Models]:  # noqa: F811
+    app = create_app(Settings(database_url=db_url, run_worker=False, rescore_every_seconds=0))
+    engine = app.state.engine
+    with engine.begin() as conn:
+        _, write = Repository(conn).create_api_key("write", NOW)
+        _, admin = Repository(conn).create_api_key("admin", NOW)
+    transport = httpx.ASGITransport(app=app)
+    with start_blocking_portal() as portal:
+        client = httpx.AsyncClient(transport=transport, base_url="http://leadgate.test")
+        try:
+            found = Models(Client(portal, client), engine, admin, write)
+            paths = app.openapi()["paths"].items()
+            found.routes = sorted(
+                (method.upper(), path)
+                for path, operations in paths
+                if path.startswith("/api/models")
+                for method in operations
+            )
+            yield found
+        finally:
+            portal.call(client.aclose)
+            engine.dispose()
+
+
+def _call(models: Models, method: str, path: str, headers: dict[str, str], body: Any) -> Any:
+    url = path.replace("{ref}", "x" * 400)  # longer than a ref may be: checked after the key
+    if method == "GET":
+        return models.client.get(url, headers=headers)
+    return models.post(url, body, headers)
+
+
+def test_every_model_route_checks_the_key_before_the_path_and_the_body(models: Models) -> None:
+    calls = models.routes
+    assert calls == [
+        ("GET", "/api/models"),
+        ("POST", "/api/models/drafts"),
+        ("POST", "/api/models/rollback"),
+        ("POST", "/api/models/{ref}/backtest"),
+        ("POST", "/api/models/{ref}/publish"),
+    ]
+    wrong = {"Authorization": "Bearer lg_wrong"}
+    for method, path in calls:
+        for body in (None, b"{not json", {"unknown": 1}):
+            for headers, status, says in [
+                ({}, 401, "missing API key"),
+                (wrong, 401, "unknown or revoked API key"),
+                (models.write, 403, "needs an admin key"),
+            ]:
+                answer = _call(models, method, path, headers, body)
+                assert answer.status_code == status, (method, path, body, answer.text)
+                assert says in answer.json()["error"]
+        # with the admin key, the body and the path are checked
+        answer = _call(models, method, path, models.admin, None)
+        expected = 200 if method == "GET" else 422
+        assert answer.status_code == expected, (path, answer.text)
+    found = listing(models.engine)  # the refused calls wrote nothing
+    assert [label(v) for v in found.versions] == ["webstudio-default@1"]
+    assert [p.actor for p in found.publications] == ["leadgate serve"]
+
+
+def test_the_admin_key_then_each_missing_field_is_named(models: Models) -> None:
+    def error(url: str, body: Any) -> tuple[int, str, list[str]]:
+        answer = models.post(url, body)
+        doc = answer.json()
+        return answer.status_code, doc["error"], [p["parameter"] for p in doc.get("problems", [])]
+
+    policies = "(one of: all, recent-intent, none)"
+    assert error("/api/models/1/publish", None) == (
+        422,
+        "why: Field required",
+        ["why", "handover"],
+    )
+    assert error("/api/models/1/publish", {"why": "lower"}) == (
+        422,
+        f"handover: Field required {policies}",
+        ["handover"],
+    )
+    code, message, _ = error("/api/models/1/publish", {"why": "lower", "handover": "some"})
+    assert code == 422 and message == "handover: one of all, recent-intent, none, not 'some'"
+    code, message, _ = error("/api/models/1/publish", {"why": "x", "handover": 3})
+    assert code == 422 and message.startswith("handover: ") and message.endswith(policies)
+    assert error("/api/models/drafts", None) == (422, "text: Field required", ["text"])
+    assert error("/api/models/rollback", None) == (422, "why: Field required", ["why"])
+    assert error("/api/models/rollback", {"why": "x", "handover": "no"})[0] == 422
+    assert error("/api/models/drafts", b"{not json")[0] == 400
+    assert models.post("/api/models/9/backtest").status_code == 404
+    assert error("/api/models/9/publish", {"why": "x", "handover": "none"}) == (
+        404,
+        "no saved model version '9' (see: leadgate model list)",
+        [],
+    )
+    # the documented schema says handover is required, with its values
+    schema = models.client.get("/openapi.json").json()
+    body = schema["paths"]["/api/models/{ref}/publish"]["post"]["requestBody"]
+    publish_body = body["content"]["application/json"]["schema"]
+    assert sorted(publish_body["required"]) == ["handover", "why"]
+    assert publish_body["properties"]["handover"]["enum"] == ["all", "recent-intent", "none"]
+
+
+def test_a_draft_needs_a_name_and_a_version_and_is_saved_once(models: Models) -> None:
+    text = variant("2", 30, 30)
+    no_name = text.replace("name: webstudio-default\n", "")
+    no_version = text.replace('version: "2"\n', "")
+    neither = no_name.replace('version: "2"\n', "")
+    assert no_name != text and no_version != text
+    for model, missing in [
+        (no_name, ["name"]),
+        (no_version, ["version"]),
+        (neither, ["name", "version"]),
+    ]:
+        answer = models.post("/api/models/drafts", {"text": model})
+        assert answer.status_code == 422, answer.text
+        problems = answer.json()["problems"]
+        assert len(problems) == len(missing)
+        for problem, key in zip(problems, missing, strict=True):
+            assert problem.startswith(f"draft:1: a draft needs `{key}:`"), problem
+    # a model with other problems too reports them all
+    broken = models.post("/api/models/drafts", {"text": no_version.replace("mql: 30", "mql: x")})
+    assert broken.status_code == 422
+    assert [p.split(": ", 1)[1][:20] for p in broken.json()["problems"]] == [
+        "the MQL threshold mu",
+        "a draft needs `versi",
+    ]
+    huge = models.post("/api/models/drafts", {"text": text.replace("mql: 30", "mql: 1e308")})
+    assert huge.status_code == 422
+    assert huge.json()["problems"] == [
+        "draft:11: the MQL threshold must be a number from -1e9 to 1e9, got 1e308"
+    ]
+    assert listing(models.engine).versions[0].version == "1"  # nothing saved
+    assert len(listing(models.engine).versions) == 1
+
+    first = models.post("/api/models/drafts", {"text": text})
+    assert first.status_code == 201, first.text
+    again = models.post("/api/models/drafts", {"text": text})
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert (first.json()["name"], first.json()["version"]) == ("webstudio-default", "2")
+    changed = models.post("/api/models/drafts", {"text": variant("2", 35, 35)})
+    assert changed.status_code == 409 and "new `version:`" in changed.json()["error"]
+    assert [v.version for v in listing(models.engine).versions] == ["1", "2"]
+
+    published = models.post(
+        "/api/models/2/publish", {"why": "lower", "handover": "none", "by": "ann"}
+    )
+    assert published.status_code == 200, published.text
+    assert published.json()["live"] == "webstudio-default@2"
+    back = models.post("/api/models/rollback", {"why": "not yet"})
+    assert back.status_code == 200, back.text
+    assert back.json()["live"] == "webstudio-default@1"
+    assert listing(models.engine).publications[-1].handover == "recent-intent"
+
+
+def test_a_scoring_file_without_name_or_version_still_loads() -> None:
+    text = variant("2", 30, 30).replace("name: webstudio-default\n", "")
+    model = read_model_text(text.replace('version: "2"\n', ""))
+    assert model.name == "unnamed" and len(model.version) == 12
+
+
+def test_save_draft_names_the_missing_keys(db: Engine) -> None:
+    text = variant("2", 30, 30).replace('version: "2"\n', "")
+    with pytest.raises(SpecError) as info:
+        save_draft(db, text, "v.yaml", NOW)
+    assert info.value.problems == [
+        'v.yaml:1: a draft needs `version:` (this version of it, e.g. `version: "2"`), '
+        "and the model has none"
+    ]
+    assert listing(db).versions == []

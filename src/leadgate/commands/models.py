@@ -37,8 +37,9 @@ from leadgate.services.rescore import RescoreSummary
 ByOpt = Annotated[str, typer.Option("--by", help="Who does it (kept with the version).")]
 WhyOpt = Annotated[str, typer.Option("--why", help="Why (kept with the version).")]
 POLICY_HELP = (
-    "Leads that reach the handover stage only because of this change: hand over all, "
-    "only those with an intent action within the model's intent window, or none."
+    "Leads that reach the handover stage only because of this change: all (hand them "
+    "all over), recent-intent (only those with an intent action within the model's "
+    "intent window) or none (they keep the stage, without a handover)."
 )
 
 
@@ -47,11 +48,12 @@ def model_draft(
     file: Annotated[Path, typer.Argument(help="The model file (YAML) to save as a draft.")],
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Save a model file as a draft version (its name and version come from the file)."""
+    """Save a model file as a draft version (its `name:` and `version:`, both required,
+    come from the file); the same file again is the same draft."""
     _input_file("FILE", file)
     engine = _open_engine(database_url)
     try:
-        saved = save_model_draft(engine, file.read_text(encoding="utf-8"), str(file))
+        draft = save_model_draft(engine, file.read_text(encoding="utf-8"), str(file))
     except SpecError as exc:
         for problem in exc.problems:
             err.print(problem, highlight=False, markup=False, soft_wrap=True)
@@ -60,9 +62,12 @@ def model_draft(
         raise fail(str(exc)) from None
     finally:
         engine.dispose()
+    saved = draft.version
+    done = "saved" if draft.new else "already saved (the same text)"
     out.print(
-        f"saved {label(saved)} ({saved.status}); next: leadgate model backtest {saved.version}",
+        f"{done} {label(saved)} ({saved.status}); next: leadgate model backtest {saved.version}",
         highlight=False,
+        markup=False,
     )
 
 
@@ -142,12 +147,12 @@ def model_publish(
     version: Annotated[str, typer.Argument(help="A saved version: VERSION or NAME@VERSION.")],
     by: ByOpt,
     why: WhyOpt,
-    handover: Annotated[str, typer.Option("--handover", help=POLICY_HELP)],
+    handover: Annotated[str, typer.Option("--handover", help=f"Required. {POLICY_HELP}")],
     database_url: DatabaseOpt = None,
 ) -> None:
     """Make a saved version the live model and decide every lead again under it."""
     if handover not in HANDOVER_POLICIES:
-        raise fail(f"--handover: one of {', '.join(HANDOVER_POLICIES)}")
+        raise fail(f"--handover: one of {', '.join(HANDOVER_POLICIES)}, not {handover!r}")
     engine = _open_engine(database_url, must_exist=True)
     try:
         with err.status("publishing...") as status:
@@ -170,7 +175,7 @@ def model_rollback(
 ) -> None:
     """Make the version live before the last publish live again; decide every lead again."""
     if handover not in HANDOVER_POLICIES:
-        raise fail(f"--handover: one of {', '.join(HANDOVER_POLICIES)}")
+        raise fail(f"--handover: one of {', '.join(HANDOVER_POLICIES)}, not {handover!r}")
     engine = _open_engine(database_url, must_exist=True)
     try:
         with err.status("rolling back...") as status:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import math
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import timedelta
@@ -73,6 +74,9 @@ DISQUALIFY_KEYS = {"id", "label", "reason", "field", "where", "event", "text_mat
 
 
 MAX_POINTS = 1e9
+POINTS_RANGE = f"from {-MAX_POINTS:.0e} to {MAX_POINTS:.0e}".replace("e+0", "e").replace("e+", "e")
+# Numbers with an exponent that YAML 1.1 (PyYAML) reads as text: `1e3`, `2.5E-2`, `1.0e5`.
+EXPONENT_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
 
 
 def _hint(word: str, known: Iterable[str]) -> str:
@@ -129,15 +133,22 @@ class _ModelReader:
             return None
 
     def number(self, value: Any, path: Path, rule_id: str | None, what: str) -> float | None:
+        written = value.strip() if isinstance(value, str) else None
+        if written is not None and EXPONENT_NUMBER.fullmatch(written):
+            value = float(written)  # `1e3`: a number in YAML 1.2, text to YAML 1.1's parser
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, f"{what} must be a number, got {value!r}", rule_id)
             return None
-        if not math.isfinite(value) or abs(value) > MAX_POINTS:
-            self.fail(
-                path, f"{what} must be a finite number up to {MAX_POINTS:g}, got {value!r}", rule_id
-            )
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            number = math.inf
+        if not math.isfinite(number) or abs(number) > MAX_POINTS:
+            shown = f"{number:g}" if math.isfinite(number) or isinstance(value, float) else None
+            got = written or shown or f"an integer of {len(str(abs(value)))} digits"
+            self.fail(path, f"{what} must be a number {POINTS_RANGE}, got {got}", rule_id)
             return None
-        return float(value)
+        return number
 
     # -- the whole file --------------------------------------------------------
     def read(self) -> ScoringModel:

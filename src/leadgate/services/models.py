@@ -32,6 +32,7 @@ from leadgate.domain.events import Event, Lead
 from leadgate.domain.model import ScoringModel
 from leadgate.domain.model_file import load_model
 from leadgate.domain.outcomes import Outcome
+from leadgate.domain.yamldoc import SpecError, parse_yaml
 from leadgate.services.handover import HANDOVER_POLICIES
 from leadgate.services.rescore import RescoreSummary, rescore
 from leadgate.store import transact
@@ -137,13 +138,47 @@ def publication_document(p: Publication) -> dict[str, Any]:
 # -- changing ---------------------------------------------------------------------------
 
 
-def save_draft(engine: Engine, text: str, source: str, at: datetime | None = None) -> ModelVersion:
-    """Save a model file as a draft; the same text saved again is the same draft. Raises
-    SpecError for an invalid model, ModelError when its version is taken by another text."""
-    model = load_model(text, source)
+DRAFT_KEYS = {
+    "name": "the model's name, e.g. `name: webstudio`",
+    "version": 'this version of it, e.g. `version: "2"`',
+}
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A saved draft, and whether this call saved it (False: the same text was saved)."""
+
+    version: ModelVersion
+    new: bool
+
+
+def _missing_keys(text: str, source: str) -> list[str]:
+    """A problem for each of ``name:`` and ``version:`` the model text lacks: a saved
+    version is known by them (a file only scored may go without)."""
+    data = parse_yaml(text, source).data
+    if not isinstance(data, dict):
+        return []
+    return [
+        f"{source}:1: a draft needs `{key}:` ({what}), and the model has none"
+        for key, what in DRAFT_KEYS.items()
+        if data.get(key) is None or not str(data[key]).strip()
+    ]
+
+
+def save_draft(engine: Engine, text: str, source: str, at: datetime | None = None) -> Draft:
+    """Save a model file as a draft; the same text saved again is the same draft (``new``
+    False). Raises SpecError for an invalid model or one without ``name:`` or
+    ``version:``, ModelError when its version is taken by another text."""
+    try:
+        model = load_model(text, source)
+    except SpecError as exc:
+        raise SpecError(exc.problems + _missing_keys(text, source)) from None
+    missing = _missing_keys(text, source)
+    if missing:
+        raise SpecError(missing)
     moment = at or datetime.now(UTC)
 
-    def work(conn: Connection) -> ModelVersion:
+    def work(conn: Connection) -> Draft:
         repo = Repository(conn)
         held = repo.get_model_version(model.name, model.version)
         if held is not None:
@@ -153,11 +188,11 @@ def save_draft(engine: Engine, text: str, source: str, at: datetime | None = Non
                     f"{label(model)} is already saved with another text: "
                     "give the changed model a new `version:`",
                 )
-            return held
+            return Draft(held, new=False)
         repo.save_model_draft(model.name, model.version, text, moment)
         saved = repo.get_model_version(model.name, model.version)
         assert saved is not None
-        return saved
+        return Draft(saved, new=True)
 
     return transact(engine, work)
 
