@@ -3,6 +3,7 @@ are right on small histories worked out by hand."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from dataclasses import replace
@@ -26,6 +27,7 @@ from leadgate.learning.backtest import (
 )
 from leadgate.learning.replay import backtest_history, fast_checkpoints, store_from_inputs
 from test_fastscore import MODELS, random_history
+from test_store import db_url  # noqa: F401  (fixture: SQLite, and PostgreSQL when configured)
 
 
 def _grouped(events: list[Event]) -> dict[str, list[Event]]:
@@ -238,3 +240,73 @@ def test_backtest_command_needs_history_and_outcomes(tmp_path: Path) -> None:
     draft.write_text(HAND_MODEL, encoding="utf-8")
     done = runner.invoke(app, ["backtest", "--model", str(draft), "--events", sys.executable])
     assert done.exit_code == 2 and "--outcome" in done.output
+
+
+def _write_history(tmp_path: Path) -> Path:
+    _, events, _ = _history()
+    path = tmp_path / "events.jsonl"
+    lines = [
+        {"id": e.id, "lead_id": e.lead_id, "type": e.type,
+         "timestamp": e.timestamp.isoformat(), "properties": dict(e.properties)}
+        for lead_events in events.values()
+        for e in lead_events
+    ]  # fmt: skip
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_backtest_says_how_many_leads_had_no_outcome_and_warns_of_contradictions(
+    tmp_path: Path,
+) -> None:
+    runner = CliRunner()
+    draft = tmp_path / "d.yaml"
+    draft.write_text(HAND_MODEL, encoding="utf-8")
+    events = _write_history(tmp_path)
+    outcomes = tmp_path / "outcomes.csv.gz"  # gzipped, as the leads and events may be
+    rows = [
+        "lead_id,outcome,date",
+        f"a,lost,{_day(10).isoformat()}",
+        f"a,won,{_day(10).isoformat()}",  # line 3: contradicts line 2, and is kept
+        f"b,lost,{_day(30).isoformat()}",
+        f"ghost,won,{_day(3).isoformat()}",
+    ]
+    outcomes.write_bytes(gzip.compress(("\n".join(rows) + "\n").encode("utf-8")))
+    result_file = tmp_path / "result.json"
+    args = ["backtest", "--model", str(draft), "--against", str(draft), "--events", str(events)]
+    done = runner.invoke(app, [*args, "--outcome", str(outcomes), "--json", str(result_file)])
+    assert done.exit_code == 0, done.output
+    said = " ".join(done.output.split())
+    assert (
+        f"warning: {outcomes}:3: lead 'a' on 2026-01-15T09:00:00+00:00: good contradicts line 2 "
+        "(bad); the last one is kept" in said
+    )
+    assert "warning: 1 outcome names a lead not in the history; left out" in said
+    assert (
+        "note: 2 leads of 4 had no outcome: they count as not good (a handover of one lowers "
+        "precision)" in said
+    )
+    result = json.loads(result_file.read_text())
+    current = result["current"]
+    assert (current["good_leads"], current["bad_leads"], current["handovers"]) == (1, 1, 3)
+    assert current["precision"] == pytest.approx(1 / 3)  # a; b is bad, d has no outcome
+    assert current["recall"] == 1.0
+
+
+def test_backtest_refuses_an_empty_history(tmp_path: Path, db_url: str) -> None:  # noqa: F811
+    from leadgate.store import upgrade
+
+    runner = CliRunner()
+    draft = tmp_path / "d.yaml"
+    draft.write_text(HAND_MODEL, encoding="utf-8")
+    upgrade(db_url)
+    done = runner.invoke(app, ["backtest", "--model", str(draft), "--database-url", db_url])
+    assert done.exit_code == 2, done.output
+    assert "no history to replay (0 leads)" in done.output and "precision" not in done.output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    outcomes = tmp_path / "o.csv"
+    outcomes.write_text("lead_id,outcome\na,won\n", encoding="utf-8")
+    args = ["backtest", "--model", str(draft), "--events", str(empty), "--outcome", str(outcomes)]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 2, done.output
+    assert "no history to replay (0 leads)" in done.output

@@ -3,11 +3,19 @@ worked out by hand below; then the same through the reference evaluator."""
 
 from __future__ import annotations
 
+import csv
+import gzip
+import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from leadgate.adapters.files import load_mapping
+from leadgate.cli import app
 from leadgate.domain.events import Event, Lead
 from leadgate.domain.model_file import load_model
 from leadgate.domain.outcomes import Outcome
@@ -20,7 +28,15 @@ from leadgate.learning.effectiveness import (
     shrunk_log_odds_ratio,
     wilson,
 )
+from leadgate.services.scoring import Inputs
+from leadgate.services.sources import (
+    load_sources,
+    outcomes_in_history,
+    read_outcome_file,
+    read_outcome_records,
+)
 
+runner = CliRunner()
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 MODEL = load_model(
     """
@@ -289,3 +305,142 @@ def test_a_rule_missed_by_too_few_leads_has_no_evidence() -> None:
     assert pricing.lift == pytest.approx(9 / 19)
     assert pricing.evidence is None and pricing.suggested_points is None
     assert rule_report(examples, MODEL, min_leads=1).rules[0].rule_id == "pricing"
+
+
+# -- the report from files: outcome files read as the database reads them -----------------
+
+
+def _files(tmp_path: Path) -> tuple[Path, Path]:
+    leads = tmp_path / "leads.csv"
+    leads.write_text("lead_id,title\na,Director\nb,Student\nc,Director\n", encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+    lines = [
+        {"id": f"{who}-{n}", "lead_id": who, "type": "page_viewed",
+         "timestamp": f"2026-03-0{n}T10:00:00Z", "properties": {"path": "/pricing"}}
+        for who, n in [("a", 1), ("b", 2), ("c", 3)]
+    ]  # fmt: skip
+    events.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    return leads, events
+
+
+def _csv(path: Path, rows: list[list[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def test_an_outcome_file_keeps_the_latest_outcome_and_reports_contradictions(
+    tmp_path: Path,
+) -> None:
+    path = _csv(
+        tmp_path / "o.csv",
+        [
+            ["lead_id", "outcome", "date", "reason"],
+            ["a", "won", "2026-03-05", ""],  # 2
+            ["a", "won", "2026-03-05", ""],  # 3: a repeat
+            ["a", "lost", "2026-03-05", "price"],  # 4: contradicts 3, kept
+            ["b", "won", "2026-03-09", ""],  # 5: b's latest
+            ["b", "lost", "2026-03-04", ""],  # 6: earlier: not b's outcome
+            ["c", "lost", "", ""],  # 7: undated
+            ["c", "won", "2026-03-02", ""],  # 8: dated wins over undated
+            ["d", "won", "", ""],  # 9
+            ["d", "lost", "", ""],  # 10: contradicts 9 (both undated), kept
+        ],
+    )
+    read = read_outcome_file(path)
+    assert {k: (o.good, o.at, o.reason) for k, o in read.outcomes.items()} == {
+        "a": (False, datetime(2026, 3, 5, tzinfo=UTC), "price"),
+        "b": (True, datetime(2026, 3, 9, tzinfo=UTC), None),
+        "c": (True, datetime(2026, 3, 2, tzinfo=UTC), None),
+        "d": (False, None, None),
+    }
+    assert [str(w) for w in read.contradictions] == [
+        f"{path}:4: lead 'a' on 2026-03-05: bad (reason 'price') contradicts line 3 (good); "
+        "the last one is kept",
+        f"{path}:10: lead 'd': bad contradicts line 9 (good); the last one is kept",
+    ]
+    assert read.has_outcome_column
+    assert read_outcome_records(path) == read.outcomes  # the same rule, without warnings
+
+    # gzip (by content), and the errors a user can act on.
+    packed = tmp_path / "o.csv.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert read_outcome_file(packed).outcomes == read.outcomes
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("lead_id,won\nJos\u00e9,1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(latin))}:2: not UTF-8 text .*UTF-8"):
+        read_outcome_file(latin)
+    twice = _csv(tmp_path / "twice.csv", [["lead_id", "won", "won"], ["a", "1", "0"]])
+    with pytest.raises(ValueError, match="the column 'won' appears twice"):
+        read_outcome_file(twice)
+    # Empty column names (trailing commas from a spreadsheet) are no repeats.
+    blanks = _csv(tmp_path / "blanks.csv", [["lead_id", "won", "", ""], ["a", "1", "", ""]])
+    assert read_outcome_records(blanks)["a"].good
+
+
+def test_outcomes_in_history_splits_known_and_unknown_leads() -> None:
+    inputs = Inputs()
+    inputs.add_lead(Lead("a", {}))
+    inputs.add_event(Event("e1", "b", "page_viewed", T0))
+    outcomes = {k: Outcome(k, True) for k in ("a", "b", "z", "y")}
+    known, unknown = outcomes_in_history(outcomes, inputs)
+    assert sorted(known) == ["a", "b"] and unknown == ["y", "z"]
+    assert "y" not in inputs.events  # looking does not add an empty history
+
+
+def test_the_report_from_files_leaves_out_and_warns_of_leads_not_in_the_history(
+    tmp_path: Path,
+) -> None:
+    leads, events = _files(tmp_path)
+    outcomes = _csv(
+        tmp_path / "outcomes.csv",
+        [
+            ["lead_id", "outcome", "date"],
+            ["a", "won", "2026-03-05"],
+            ["b", "lost", "2026-03-05"],
+            ["ghost", "won", "2026-03-05"],
+            ["c", "won", "2026-03-05"],
+            ["c", "lost", "2026-03-05"],
+        ],
+    )
+    args = ["rules", "report", "--leads", str(leads), "--events", str(events)]
+    done = runner.invoke(app, [*args, "--outcome", str(outcomes), "--json"])
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    assert (doc["examples"], doc["good"]) == (3, 1)  # a, b and c (lost); not ghost
+    assert "warning: 1 outcome names a lead not in the history ('ghost'); left out" in done.stderr
+    assert (
+        f"warning: {outcomes}:6: lead 'c' on 2026-03-05: bad contradicts line 5 (good); "
+        "the last one is kept" in done.stderr
+    )
+    table = runner.invoke(app, [*args, "--outcome", str(outcomes)])
+    assert "3 leads with an outcome, 1 good" in table.stdout
+
+    # A column of the leads file: a lead listed twice with two outcomes is warned about.
+    twice = tmp_path / "twice.csv"
+    twice.write_text("lead_id,title,won\na,Director,yes\nb,Student,no\na,Director,no\n")
+    done = runner.invoke(
+        app, ["rules", "report", "--leads", str(twice), "--outcome", "won", "--json"]
+    )
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["good"] == 0
+    assert (
+        f"warning: {twice}:4: lead 'a': bad contradicts line 2 (good); the last one is kept"
+        in done.stderr
+    )
+
+
+def test_the_mapping_outcome_column_reports_contradicting_rows(tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("lead_id: id\noutcome: {column: Converted, type: int}\n")
+    leads = tmp_path / "leads.csv"
+    leads.write_text("id,Converted\nx,1\ny,0\nx,0\ny,0\n")
+    loaded = load_sources(leads, None, load_mapping(mapping))
+    assert loaded.outcomes == {"x": False, "y": False}
+    assert [str(c) for c in loaded.outcome_conflicts] == [
+        f"{leads}:4: lead 'x': bad contradicts line 2 (good); the last one is kept"
+    ]
+    args = ["rules", "report", "--leads", str(leads), "--mapping", str(mapping)]
+    done = runner.invoke(app, [*args, "--outcome", "Converted", "--json"])
+    assert done.exit_code == 0, done.output
+    assert f"warning: {leads}:4: lead 'x': bad contradicts line 2" in done.stderr

@@ -5,6 +5,7 @@ over HTTP in process and through the command line."""
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,8 +18,8 @@ from typer.testing import CliRunner
 from leadgate.cli import app
 from leadgate.services.handover import record_outcome
 from leadgate.services.outcomes import database_examples, import_outcomes, known_outcomes
+from leadgate.store import create_engine, transact
 from leadgate.store import tables as t
-from leadgate.store import transact
 from leadgate.store.outcome_store import OutcomeStore
 from test_handover import NOW, handovers, ready, run
 from test_handover import db as db
@@ -196,6 +197,132 @@ def test_erasing_a_lead_erases_its_outcomes_and_export_shows_them(
     assert set(examples_of(db)) == {"kept"}
 
 
+def test_a_corrected_outcome_replaces_the_stored_one_and_is_counted_as_updated(
+    db: Engine,
+    tmp_path: Path,
+) -> None:
+    run(db, browsing("fix"))
+    header = ["lead_id", "outcome", "date", "reason", "note"]
+    first = import_file(
+        db, write_csv(tmp_path / "a.csv", [header, ["fix", "won", "2026-03-05", "signed", ""]])
+    )
+    assert (first.imported, first.updated, first.already) == (1, 0, 0)
+    # The CRM corrected it: the deal fell through. Same lead, source and date.
+    path = write_csv(tmp_path / "b.csv", [header, ["fix", "lost", "2026-03-05", "no budget", ""]])
+    second = import_file(db, path, actor="crm")
+    assert (second.read, second.imported, second.updated, second.already) == (1, 0, 1, 0)
+    assert second.errors == [] and second.warnings == []
+    with db.connect() as conn:
+        [held] = OutcomeStore(conn).listing()
+    assert (held.good, held.reason, held.actor) == (False, "no budget", "crm")
+    assert stored(db) == 1 and not examples_of(db)["fix"].good
+    # The same again is already there; a changed note alone is an update too.
+    assert import_file(db, path).already == 1
+    noted = write_csv(
+        tmp_path / "c.csv", [header, ["fix", "lost", "2026-03-05", "no budget", "Q3"]]
+    )
+    assert import_file(db, noted).updated == 1
+    with db.connect() as conn:
+        assert [o.note for o in OutcomeStore(conn).listing()] == ["Q3"]
+
+
+def test_rows_of_one_file_that_contradict_each_other_are_warned_about_and_the_last_kept(
+    db: Engine,
+    tmp_path: Path,
+) -> None:
+    run(db, browsing("cw") + browsing("ok"))
+    rows = [
+        ["email", "outcome", "date", "reason"],
+        ["cw@acme.example", "won", "2026-03-05", ""],  # line 2
+        ["cw", "won", "2026-03-05", ""],  # line 3: the same lead by id, the same outcome
+        ["cw@acme.example", "lost", "2026-03-05", "price"],  # line 4: contradicts line 3
+        ["cw", "won", "2026-03-06", ""],  # line 5: another date, no contradiction
+        ["ok", "won", "2026-03-05", ""],  # line 6
+        ["ok", "won", "2026-03-05", ""],  # line 7: a plain repeat
+    ]
+    path = write_csv(tmp_path / "contra.csv", rows)
+    report = import_file(db, path, id_column="email")
+    assert (report.read, report.imported, report.updated, report.already, report.overridden) == (
+        6,
+        3,
+        0,
+        1,
+        2,
+    )
+    assert report.errors == []
+    assert [str(w) for w in report.warnings] == [
+        f"{path}:4: lead 'cw@acme.example' on 2026-03-05: bad (reason 'price') contradicts "
+        "line 3 (good); the last one is kept"
+    ]
+    with db.connect() as conn:
+        listed = OutcomeStore(conn).listing(lead_id="cw")
+    assert [(o.at.date().isoformat(), o.good, o.reason) for o in listed] == [
+        ("2026-03-06", True, None),
+        ("2026-03-05", False, "price"),
+    ]
+    # The same file again: nothing new, nothing changed, the same warning.
+    again = import_file(db, path, id_column="email")
+    assert (again.imported, again.updated, again.already, again.overridden) == (0, 0, 4, 2)
+    assert [w.line for w in again.warnings] == [4]
+
+
+def test_outcome_files_may_be_gzipped_and_must_be_utf8_with_distinct_columns(
+    db: Engine,
+    tmp_path: Path,
+) -> None:
+    run(db, browsing("gz"))
+    text = "lead_id,outcome,date,reason\ngz,won,2026-03-05,sign\u00e9\n"
+    packed = tmp_path / "outcomes.csv.gz"
+    packed.write_bytes(gzip.compress(text.encode("utf-8")))
+    report = import_file(db, packed)
+    assert (report.read, report.imported, report.errors) == (1, 1, [])
+    with db.connect() as conn:
+        assert [o.reason for o in OutcomeStore(conn).listing()] == ["sign\u00e9"]
+
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ValueError) as caught:
+        import_file(db, latin)
+    assert str(caught.value) == (
+        f"{latin}:2: not UTF-8 text (byte 0xe9 at position 23 of the line); the file must be "
+        'UTF-8: save it as "CSV UTF-8", or convert it (e.g. iconv -f latin1 -t utf-8)'
+    )
+    twice = write_csv(
+        tmp_path / "twice.csv",
+        [["lead_id", "date", "outcome", "date"], ["gz", "2026-03-01", "won", "2026-03-02"]],
+    )
+    with pytest.raises(ValueError) as caught:
+        import_file(db, twice)
+    assert str(caught.value) == (
+        f"{twice}: the column 'date' appears twice (columns 2 and 4); rename or remove one"
+    )
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(gzip.compress(text.encode("utf-8"))[:-12])
+    with pytest.raises(ValueError, match="the file ends early or is corrupt"):
+        import_file(db, broken)
+    assert stored(db) == 1
+
+
+def test_outcome_checks_reason_note_date_and_echoes_are_bounded() -> None:
+    from leadgate.services.outcomes import entry
+
+    with pytest.raises(ValueError) as caught:
+        entry("x", "won", "0001-01-01", NOW)
+    assert str(caught.value) == "date 0001-01-01T00:00:00+00:00 is before 1990"
+    assert entry("x", "won", "1990-01-01", NOW).at == datetime(1990, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError) as caught:
+        entry("x", "won", "2026-03-01", NOW, reason={"a": 1}, note="n" * 1001)
+    assert str(caught.value) == (
+        "reason: expected text, got an object; note: 1,001 characters; at most 1,000"
+    )
+    kept = entry("x", "won", "2026-03-01", NOW, reason=42, note="n" * 1000)
+    assert (kept.reason, len(kept.note or "")) == ("42", 1000)
+    with pytest.raises(ValueError) as caught:
+        entry("x", "w" * 5000, "d" * 5000, NOW)
+    message = str(caught.value)
+    assert len(message) < 400 and "(5,000 characters)" in message
+
+
 # Dispositions ----------------------------------------------------------------
 
 
@@ -278,10 +405,16 @@ def test_cli_imports_lists_and_reports_from_the_database(
     url = ["--database-url", db_url]
     first = runner.invoke(app, ["outcomes", "import", str(path), *url])
     assert first.exit_code == 0, first.output
-    assert "imported 3 outcomes from 4 rows (0 already there, 1 row refused)" in first.output
+    assert (
+        "imported 3 outcomes from 4 rows (0 updated, 0 already there, 1 row refused)"
+        in first.output
+    )
     assert f"refused {path}:5: unknown lead: no lead has the lead id 'nobody'" in first.output
     again = runner.invoke(app, ["outcomes", "import", str(path), *url])
-    assert "imported 0 outcomes from 4 rows (3 already there, 1 row refused)" in again.output
+    assert (
+        "imported 0 outcomes from 4 rows (0 updated, 3 already there, 1 row refused)"
+        in again.output
+    )
 
     missing = runner.invoke(app, ["outcomes", "import", str(tmp_path / "none.csv"), *url])
     assert missing.exit_code == 2 and "no such file" in missing.output
@@ -298,6 +431,13 @@ def test_cli_imports_lists_and_reports_from_the_database(
         ("c3", True, None),
     ]
     assert doc["leads_with_outcome"] == 3
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            ids = {o.lead_id: o.id for o in OutcomeStore(conn).listing()}
+    finally:
+        engine.dispose()
+    assert {i["lead_id"]: i["id"] for i in doc["items"]} == ids  # the ids the API gives
     text = runner.invoke(app, ["outcomes", "list", "--lead", "c2", *url])
     assert "2026-03-09 00:00 lead c2: bad (price) [import by cli]" in text.output
 
@@ -319,6 +459,67 @@ def test_cli_imports_lists_and_reports_from_the_database(
     table = runner.invoke(app, ["rules", "report", *url])
     assert table.exit_code == 0, table.output
     assert "3 leads with an outcome, 2 good" in table.output and "quote-request" in table.output
+
+
+def test_cli_import_counts_updates_warns_of_contradictions_and_fails_when_nothing_stored(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    _seed(db_url)
+    url = ["--database-url", db_url]
+    header = ["lead_id", "outcome", "date", "reason"]
+    first = write_csv(tmp_path / "first.csv", [header, ["c1", "won", "2026-03-09", "signed"]])
+    assert runner.invoke(app, ["outcomes", "import", str(first), *url]).exit_code == 0
+    fixed = write_csv(
+        tmp_path / "fixed.csv",
+        [
+            header,
+            ["c1", "lost", "2026-03-09", "cancelled"],  # a correction of the stored one
+            ["c2", "won", "2026-03-09", ""],
+            ["c2", "lost", "2026-03-09", ""],  # contradicts line 3: kept
+        ],
+    )
+    done = runner.invoke(app, ["outcomes", "import", str(fixed), *url])
+    assert done.exit_code == 0, done.output
+    assert (
+        f"warning: {fixed}:4: lead 'c2' on 2026-03-09: bad contradicts line 3 (good); "
+        "the last one is kept" in done.output
+    )
+    assert (
+        "imported 1 outcome from 3 rows (1 updated, 0 already there, 1 overridden by a later "
+        "row, 0 rows refused)" in done.output
+    )
+    listed = json.loads(runner.invoke(app, ["outcomes", "list", "--json", *url]).output)
+    assert sorted((i["lead_id"], i["good"], i["reason"]) for i in listed["items"]) == [
+        ("c1", False, "cancelled"),
+        ("c2", False, None),
+    ]
+
+    refused = write_csv(
+        tmp_path / "refused.csv",
+        [header, ["ghost", "won", "2026-03-09", ""], ["c1", "maybe", "2026-03-09", ""]],
+    )
+    done = runner.invoke(app, ["outcomes", "import", str(refused), *url])
+    assert done.exit_code == 2, done.output
+    assert f"refused {refused}:2: unknown lead: no lead has the lead id 'ghost'" in done.output
+    assert "imported 0 outcomes from 2 rows (0 updated, 0 already there, 2 rows refused)" in (
+        done.output
+    )
+    assert "no outcome of" in done.output and "every row was refused" in done.output
+    only_header = write_csv(tmp_path / "empty.csv", [header])
+    assert runner.invoke(app, ["outcomes", "import", str(only_header), *url]).exit_code == 0
+
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(
+        "lead_id,outcome,date,reason\nc3,won,2026-03-09,d\u00e9j\u00e0\n".encode("latin-1")
+    )
+    done = runner.invoke(app, ["outcomes", "import", str(latin), *url])
+    assert done.exit_code == 2
+    assert f"{latin}:2: not UTF-8 text" in done.output and "must be UTF-8" in done.output
+    packed = tmp_path / "c3.csv.gz"
+    packed.write_bytes(gzip.compress(b"lead_id,outcome,date\nc3,won,2026-03-09\n"))
+    done = runner.invoke(app, ["outcomes", "import", str(packed), *url])
+    assert done.exit_code == 0 and "imported 1 outcome from 1 row" in done.output
 
 
 def test_cli_rules_report_from_files(tmp_path: Path) -> None:
@@ -397,7 +598,15 @@ def test_api_takes_outcomes_one_or_many_with_errors_by_index(api: Api) -> None: 
         "/api/outcomes", json={"lead_id": "h1", "outcome": "won", "at": when}, headers=_admin(api)
     )
     assert one.status_code == 200, one.text
-    assert one.json() == {"received": 1, "imported": 1, "already": 0, "errors": []}
+    assert one.json() == {
+        "received": 1,
+        "imported": 1,
+        "updated": 0,
+        "already": 0,
+        "overridden": 0,
+        "errors": [],
+        "warnings": [],
+    }
 
     many = api.client.post(
         "/api/outcomes",
@@ -422,7 +631,7 @@ def test_api_takes_outcomes_one_or_many_with_errors_by_index(api: Api) -> None: 
         (3, "outcome 'perhaps' is not one of good/bad, won/lost, yes/no, 1/0, true/false"),
         (4, "no date (an outcome must say when it became known)"),
         (5, "unknown field(s) colour (known"),
-        (6, "expected an object, got str"),
+        (6, "expected an object, got text"),
     ]
 
     none = api.client.post(
@@ -456,6 +665,103 @@ def test_api_takes_outcomes_one_or_many_with_errors_by_index(api: Api) -> None: 
     pricing = next(r for r in body["rules"] if r["rule_id"] == "pricing-page")
     assert (pricing["fired"], pricing["good_with"], pricing["not_fired"]) == (2, 1, 0)
     assert api.client.get("/api/rules/report").status_code == 401
+
+
+def test_api_counts_updates_warns_of_contradictions_and_checks_every_field(
+    api: Api,  # noqa: F811
+) -> None:
+    now = datetime.now(UTC)
+    body = {"userId": "k1", "messageId": "k1-p", "timestamp": (now - timedelta(days=3)).isoformat(),
+            "properties": {"path": "/pricing"}}  # fmt: skip
+    assert api.send("page", body).status_code == 200
+    when = (now - timedelta(days=1)).isoformat()
+    post = lambda doc: api.client.post("/api/outcomes", json=doc, headers=_admin(api))  # noqa: E731
+
+    first = post({"lead_id": "k1", "outcome": "won", "at": when, "reason": "signed"})
+    assert (first.status_code, first.json()["imported"]) == (200, 1)
+    fixed = post({"lead_id": "k1", "outcome": "lost", "at": when, "reason": "cancelled"})
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json() == {
+        "received": 1,
+        "imported": 0,
+        "updated": 1,
+        "already": 0,
+        "overridden": 0,
+        "errors": [],
+        "warnings": [],
+    }
+    same = post({"lead_id": "k1", "outcome": "lost", "at": when, "reason": "cancelled"})
+    assert (same.json()["already"], same.json()["updated"]) == (1, 0)
+    listed = api.client.get("/api/outcomes?lead_id=k1", headers=_admin(api)).json()["items"]
+    assert [(i["good"], i["reason"]) for i in listed] == [(False, "cancelled")]
+
+    later = (now - timedelta(hours=1)).isoformat()
+    contra = post(
+        [
+            {"lead_id": "k1", "outcome": "won", "at": later},
+            {"lead_id": "k1", "outcome": "won", "at": later, "actor": "dana"},
+            {"lead_id": "k1", "outcome": "lost", "at": later, "note": "lost to a rival"},
+        ]
+    )
+    doc = contra.json()
+    assert (doc["imported"], doc["overridden"], doc["errors"]) == (1, 2, [])
+    [warning] = doc["warnings"]
+    assert warning["index"] == 2
+    assert warning["warning"].endswith(
+        "bad (note 'lost to a rival') contradicts item 1 (good); the last one is kept"
+    )
+    listed = api.client.get("/api/outcomes?lead_id=k1", headers=_admin(api)).json()["items"]
+    assert [(i["good"], i["note"]) for i in listed] == [(False, "lost to a rival"), (False, None)]
+
+    huge_id = "x" * 400_000
+    bad = post(
+        [
+            {"lead_id": "k1", "outcome": "won", "at": when, "reason": {"a": 1}},
+            {"lead_id": "k1", "outcome": "won", "at": when, "reason": "r" * 100_000},
+            {"lead_id": "k1", "outcome": "won", "at": "0001-01-01"},
+            {"lead_id": huge_id, "outcome": "won", "at": when},
+            None,
+            [1],
+            {"lead_id": True, "outcome": "won", "at": when},
+            {"lead_id": "k1", "outcome": "won", "at": 20260301},
+        ]
+    )
+    assert bad.status_code == 422
+    errors = {e["index"]: e["error"] for e in bad.json()["errors"]}
+    assert errors[0] == "reason: expected text, got an object"
+    assert errors[1] == "reason: 100,000 characters; at most 1,000"
+    assert errors[2] == "date 0001-01-01T00:00:00+00:00 is before 1990"
+    assert errors[3].startswith("unknown lead: no lead has the lead id 'xxxx")
+    assert errors[3].endswith("... (400,000 characters)") and len(errors[3]) < 200
+    assert errors[4] == "expected an object, got null"
+    assert errors[5] == "expected an object, got a list"
+    assert errors[6] == "lead_id: expected text, got true"
+    assert errors[7] == "date: expected ISO 8601 text, got a number"
+    null = api.client.post(
+        "/api/outcomes",
+        content=b"null",
+        headers={**_admin(api), "Content-Type": "application/json"},
+    )
+    assert null.status_code == 422
+    assert null.json()["errors"] == [{"index": 0, "error": "expected an object, got null"}]
+    not_list = post({"items": 3})
+    assert (not_list.status_code, not_list.json()["error"]) == (
+        400,
+        "items: expected a list of outcomes, got a number",
+    )
+
+    # The documented limits: 500 KB a request, and 10,000 items; 10,000 fit only when
+    # each takes under about 50 bytes (compact JSON, as httpx sends it).
+    minimal = {"lead_id": "k1", "outcome": 1, "at": "2026-01-01"}
+    fits = post([minimal] * 10_000)
+    assert fits.status_code == 200 and fits.json()["received"] == 10_000
+    stamped = {"lead_id": "k1", "outcome": 1, "at": "2026-01-01T00:00:00Z"}
+    too_big = post([stamped] * 10_000)
+    assert too_big.status_code == 413, too_big.text
+    assert post([stamped] * 8_500).status_code == 200  # 57 bytes each
+    too_many = post([{}] * 10_001)
+    assert too_many.status_code == 413
+    assert too_many.json()["error"] == "at most 10,000 outcomes in one request"
 
 
 # Real data ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ current one, and show side by side what each would have handed over
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,8 +28,9 @@ from leadgate.cli import (
     err,
     fail,
     out,
+    plural,
 )
-from leadgate.domain.events import Lead
+from leadgate.domain.events import Event, Lead
 from leadgate.domain.model import ScoringModel
 
 ROWS: list[tuple[str, str, str]] = [
@@ -98,7 +100,16 @@ def show(result: dict[str, Any], json_out: Path | None, sweep: bool = True) -> N
         highlight=False,
     )
     if h["outcomes_unmatched"]:
-        err.print(f"warning: {h['outcomes_unmatched']:,} outcomes name leads not in the history")
+        unmatched = plural(h["outcomes_unmatched"], "outcome names a lead", "outcomes name leads")
+        err.print(f"warning: {unmatched} not in the history; left out", highlight=False)
+    current = result["current"]
+    unlabelled = current["leads"] - current["good_leads"] - current["bad_leads"]
+    if unlabelled and current["good_leads"] + current["bad_leads"]:
+        err.print(
+            f"note: {plural(unlabelled, 'lead')} of {current['leads']:,} had no outcome: "
+            "they count as not good (a handover of one lowers precision)",
+            highlight=False,
+        )
     out.print(comparison_table(result))
     c = result["changes"]
     out.print(
@@ -181,9 +192,17 @@ def backtest(
                 history = database_history(engine)
         finally:
             engine.dispose()
+        _has_history(history[0], history[1])
         with err.status("replaying..."):
             result = backtest_history(current, draft, *history, reference=reference)
     show(result, json_out)
+
+
+def _has_history(leads: Mapping[str, Lead], events: Mapping[str, Sequence[Event]]) -> None:
+    """Refuse to replay nothing (exit 2): a table of dashes would say nothing."""
+    held = set(leads) | {k for k, v in events.items() if v}
+    if not held:
+        raise fail("no history to replay (0 leads)")
 
 
 def _from_files(
@@ -202,10 +221,15 @@ def _from_files(
     loaded = _load(leads, events, mapping)
     if loaded.errors:
         _report_errors(loaded)
+    _has_history(loaded.inputs.leads, loaded.inputs.events)
     try:
         found = file_outcomes(outcome, loaded, leads, _mapping(mapping))
     except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
+    for warning in found.warnings[:20]:
+        err.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+    if len(found.warnings) > 20:
+        err.print(f"... and {len(found.warnings) - 20:,} more contradicting rows")
     people = loaded.inputs.leads
     if found.column is not None:  # the outcome is never an attribute the models may read
         people = {

@@ -7,6 +7,7 @@ well the model's points agree with them (``learning.effectiveness``).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -35,9 +36,12 @@ from leadgate.cli import (
     out,
     plural,
 )
+from leadgate.domain.mapping import RowError
 from leadgate.domain.model import ScoringModel
+from leadgate.domain.outcomes import Outcome
 from leadgate.learning.dataset import Example
 from leadgate.learning.effectiveness import RuleEffect, RuleReport, report_document, rule_report
+from leadgate.services.sources import Loaded
 
 outcomes_app = typer.Typer(
     help="Sales outcomes (good or bad, and when): import and list them.", no_args_is_help=True
@@ -78,7 +82,12 @@ def outcomes_import(
     by: Annotated[str, typer.Option("--by", help="Who imports them.")] = "cli",
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Import outcomes; bad rows and unknown leads are reported, the rest stored once."""
+    """Import outcomes; bad rows and unknown leads are reported, the rest stored once.
+
+    A row for a stored lead, source and date that says otherwise replaces the stored
+    outcome (updated); rows of the file for the same lead and date that contradict each
+    other are warned about, and the last one is kept. Exits 2 when rows were read and
+    none could be stored."""
     from leadgate.services.outcomes import import_outcomes
     from leadgate.store import transact
 
@@ -92,19 +101,28 @@ def outcomes_import(
                 conn, file, now, id_column, outcome_column, date_column, by
             ),
         )
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
+    except (ValueError, OSError) as exc:
         raise fail(str(exc)) from None
     finally:
         engine.dispose()
-    for error in report.errors[:ERRORS_SHOWN]:
-        err.print(f"refused {error}", highlight=False, markup=False, soft_wrap=True)
-    if len(report.errors) > ERRORS_SHOWN:
-        err.print(f"... and {len(report.errors) - ERRORS_SHOWN:,} more refused rows")
+    _print_rows("warning:", report.warnings, "contradicting rows")
+    _print_rows("refused", report.errors, "refused rows")
+    overridden = f"{report.overridden:,} overridden by a later row, " if report.overridden else ""
     out.print(
         f"imported {plural(report.imported, 'outcome')} from {plural(report.read, 'row')}"
-        f" ({report.already:,} already there, {plural(len(report.errors), 'row')} refused)",
+        f" ({report.updated:,} updated, {report.already:,} already there, {overridden}"
+        f"{plural(len(report.errors), 'row')} refused)",
         highlight=False,
     )
+    if report.read and not report.stored:
+        raise fail(f"no outcome of {file} could be stored: every row was refused")
+
+
+def _print_rows(prefix: str, rows: Sequence[RowError], what: str) -> None:
+    for row in rows[:ERRORS_SHOWN]:
+        err.print(f"{prefix} {row}", highlight=False, markup=False, soft_wrap=True)
+    if len(rows) > ERRORS_SHOWN:
+        err.print(f"... and {len(rows) - ERRORS_SHOWN:,} more {what}", highlight=False)
 
 
 @outcomes_app.command("list")
@@ -128,6 +146,7 @@ def outcomes_list(
     if as_json:
         items = [
             {
+                "id": o.id,
                 "lead_id": o.lead_id,
                 "good": o.good,
                 "at": o.at.isoformat(),
@@ -219,6 +238,8 @@ def _file_examples(
         raise fail(str(exc)) from None
     loaded.errors.extend(found.errors)
     _report_errors(loaded)
+    _print_rows("warning:", found.warnings, "contradicting rows")
+    found.outcomes = _in_history(found.outcomes, loaded)
     if found.unlisted_bad:
         err.print(
             f"note: {outcome} has no outcome column: its leads count as good, the others as bad",
@@ -230,6 +251,23 @@ def _file_examples(
         end = max([end, *(d for d in dates if d <= datetime.now(UTC))])
     with err.status("scoring..."):
         return file_examples(scoring_model, loaded, found, end)
+
+
+def _in_history(outcomes: Mapping[str, Outcome], loaded: Loaded) -> dict[str, Outcome]:
+    """The outcomes of leads the files hold; a warning names the others (left out)."""
+    from leadgate.services.sources import outcomes_in_history, shown
+
+    known, unknown = outcomes_in_history(outcomes, loaded.inputs)
+    if unknown:
+        some = ", ".join(shown(u, 40) for u in unknown[:3])
+        more = ", ..." if len(unknown) > 3 else ""
+        err.print(
+            f"warning: {plural(len(unknown), 'outcome names a lead', 'outcomes name leads')} "
+            f"not in the history ({some}{more}); left out",
+            highlight=False,
+            markup=False,
+        )
+    return known
 
 
 def _database_examples(scoring_model: ScoringModel, database_url: str | None) -> list[Example]:

@@ -4,8 +4,12 @@ an ``Example`` (a lead as it was known before its outcome).
 An outcome names its lead by lead id or email, says good or bad (good/bad, won/lost,
 yes/no, 1/0), and must be dated: learning takes only what was known strictly before
 that date, so an undated outcome could leak. Each bad row or item is reported with
-where it is and what is wrong; the good ones are stored. A re-import stores nothing
-twice (one outcome per lead, source and date).
+where it is and what is wrong; the good ones are stored. One outcome per lead, source
+and date: a re-import stores nothing twice, and one that says otherwise (outcome,
+reason or note) replaces the stored outcome and is counted as updated. Rows (or items)
+of one file (or request) for the same lead and date that contradict each other are
+reported, and the last one wins: the same rule as for outcome files read directly
+(``sources.read_outcome_file``).
 
 Examples come from two places in the database:
 
@@ -25,7 +29,6 @@ column or any other) or an outcomes CSV.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,14 +45,20 @@ from leadgate.domain.outcomes import Outcome, from_disposition, parse_good
 from leadgate.domain.rows import lead_id_column
 from leadgate.domain.traits import stamp
 from leadgate.learning.dataset import Example, decision_time, example, examples
-from leadgate.services.ingest import normalise_email
+from leadgate.services.ingest import EARLIEST, normalise_email
 from leadgate.services.sources import (
     ID_COLUMNS,
     OUTCOME_AT_COLUMNS,
     OUTCOME_COLUMNS,
     REASON_COLUMNS,
+    SHOWN_CHARS,
     Loaded,
-    read_outcome_records,
+    contradiction,
+    outcome_csv,
+    outcomes_in_history,
+    read_outcome_file,
+    said,
+    shown,
 )
 from leadgate.store.outcome_store import OutcomeStore
 from leadgate.store.repository import Repository
@@ -66,16 +75,40 @@ class OutcomeEntry:
     at: datetime
     reason: str | None = None
     note: str | None = None
+    actor: str | None = None  # who says so (None: the caller's default)
 
 
 @dataclass
 class ImportReport:
-    """What an import did: rows read, stored, already there, and the rows refused."""
+    """What an import did with each row read: stored new (imported), replaced a stored
+    outcome of the same lead, source and date (updated), found it stored as it is
+    (already), was overridden by a later row for the same lead and date (overridden),
+    or was refused (errors). ``warnings``: rows that contradict an earlier row."""
 
     read: int = 0
     imported: int = 0
+    updated: int = 0
     already: int = 0
+    overridden: int = 0
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[RowError] = field(default_factory=list)
+
+    @property
+    def stored(self) -> int:
+        """Rows whose outcome is now stored as they say (imported, updated or already)."""
+        return self.imported + self.updated + self.already
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What became of one entry: ``status`` is imported, updated, already, overridden
+    (a later entry for the same lead and date said otherwise, and was kept) or unknown
+    (no such lead: ``error`` says so). ``contradicts``: the index of the earlier entry
+    for the same lead and date that said otherwise."""
+
+    status: str
+    error: str | None = None
+    contradicts: int | None = None
 
 
 def entry(
@@ -86,7 +119,11 @@ def entry(
     reason: object = None,
     note: object = None,
 ) -> OutcomeEntry:
-    """Check one outcome; ValueError saying what is wrong (without saying where)."""
+    """Check one outcome; ValueError saying what is wrong (without saying where).
+
+    The date must be from 1990 on (as ingest's) and not in the future; a reason or
+    note is text (a number is taken as text) of at most ``MAX_TEXT`` characters.
+    """
     problems: list[str] = []
     lead = "" if who is None else str(who).strip()
     if not lead:
@@ -94,6 +131,10 @@ def entry(
     good = False
     if outcome is None or (isinstance(outcome, str) and not outcome.strip()):
         problems.append("no outcome (good/bad, won/lost, yes/no, 1/0)")
+    elif isinstance(outcome, str) and len(outcome) > SHOWN_CHARS:
+        problems.append(
+            f"outcome {shown(outcome)} is not one of good/bad, won/lost, yes/no, 1/0, true/false"
+        )
     else:
         try:
             good = parse_good(outcome, "outcome")
@@ -104,22 +145,120 @@ def entry(
         when = to_utc(at)
     elif at is None or not str(at).strip():
         problems.append("no date (an outcome must say when it became known)")
+    elif not isinstance(at, str):
+        problems.append(f"date: expected ISO 8601 text, got {json_kind(at)}")
+    elif len(at) > SHOWN_CHARS:
+        problems.append(f"date: not an ISO 8601 timestamp: {shown(at)}")
     else:
         try:
-            when = parse_timestamp(str(at))
+            when = parse_timestamp(at)
         except ValueError as exc:
             problems.append(f"date: {exc}")
     if when is not None and when > now:
         problems.append(f"date {when.isoformat()} is in the future")
+    elif when is not None and when < EARLIEST:
+        problems.append(f"date {when.isoformat()} is before {EARLIEST.year}")
+    texts = {
+        name: _text(name, value, problems) for name, value in (("reason", reason), ("note", note))
+    }
     if problems or when is None:
         raise ValueError("; ".join(problems))
-    return OutcomeEntry(lead, good, when, _text(reason), _text(note))
+    return OutcomeEntry(lead, good, when, texts["reason"], texts["note"])
 
 
-def _text(value: object) -> str | None:
+MAX_TEXT = 1000  # characters of a reason or a note
+
+
+def _text(name: str, value: object, problems: list[str]) -> str | None:
     if value is None:
         return None
-    return str(value).strip() or None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        problems.append(f"{name}: expected text, got {json_kind(value)}")
+        return None
+    text = str(value).strip()
+    if len(text) > MAX_TEXT:
+        problems.append(f"{name}: {len(text):,} characters; at most {MAX_TEXT:,}")
+        return None
+    return text or None
+
+
+def json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words: null, true or false, a number, text, a list,
+    an object."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _content(e: OutcomeEntry) -> tuple[bool, str | None, str | None]:
+    return (e.good, e.reason, e.note)
+
+
+def store_outcomes(
+    conn: Connection,
+    entries: Sequence[OutcomeEntry],
+    source: str,
+    actor: str,
+    now: datetime,
+) -> list[Saved]:
+    """Store checked outcomes (``actor``: for entries that name none); what became of
+    each (see ``Saved``).
+
+    One outcome per lead, source and date: an entry for a stored one with another
+    outcome, reason or note replaces it (updated). Entries of ``entries`` for the same
+    lead and date: the last one is stored, the earlier ones are already (they say the
+    same) or overridden, and each that says otherwise than the one before it names it
+    in ``contradicts`` (the same rule as ``sources.read_outcome_file``).
+    """
+    store = OutcomeStore(conn)
+    known = store.existing_leads(e.who for e in entries)
+    emails = store.emails(m for e in entries if (m := normalise_email(e.who)) is not None)
+    lead_ids: list[str | None] = []
+    for e in entries:
+        email = normalise_email(e.who)
+        lead_ids.append(e.who if e.who in known else emails.get(email) if email else None)
+    last: dict[tuple[str, datetime], int] = {}
+    contradicts: dict[int, int] = {}
+    for i, (e, lead_id) in enumerate(zip(entries, lead_ids, strict=True)):
+        if lead_id is None:
+            continue
+        earlier = last.get((lead_id, e.at))
+        if earlier is not None and _content(entries[earlier]) != _content(e):
+            contradicts[i] = earlier
+        last[(lead_id, e.at)] = i
+    results: list[Saved] = []
+    for i, (e, lead_id) in enumerate(zip(entries, lead_ids, strict=True)):
+        if lead_id is None:
+            kind = "email" if normalise_email(e.who) else "lead id"
+            results.append(Saved("unknown", f"unknown lead: no lead has the {kind} {shown(e.who)}"))
+            continue
+        kept = last[(lead_id, e.at)]
+        if kept != i:
+            same = _content(entries[kept]) == _content(e)
+            results.append(Saved("already" if same else "overridden", None, contradicts.get(i)))
+            continue
+        row = {
+            "lead_id": lead_id,
+            "good": e.good,
+            "at": e.at,
+            "reason": e.reason,
+            "source": source,
+            "note": e.note,
+            "actor": e.actor or actor,
+            "imported_at": now,
+        }
+        results.append(Saved(store.put(row), None, contradicts.get(i)))
+    return results
 
 
 def save_outcomes(
@@ -129,35 +268,8 @@ def save_outcomes(
     actor: str,
     now: datetime,
 ) -> list[str]:
-    """Store checked outcomes; for each: "imported", "already" (that lead, source and
-    date are stored) or what is wrong (an unknown lead)."""
-    store = OutcomeStore(conn)
-    known = store.existing_leads(e.who for e in entries)
-    emails = store.emails(m for e in entries if (m := normalise_email(e.who)) is not None)
-    results: list[str] = []
-    rows: list[dict[str, Any]] = []
-    for e in entries:
-        email = normalise_email(e.who)
-        lead_id = e.who if e.who in known else emails.get(email) if email else None
-        if lead_id is None:
-            kind = "email" if email else "lead id"
-            results.append(f"unknown lead: no lead has the {kind} {e.who!r}")
-            continue
-        results.append("")
-        rows.append(
-            {
-                "lead_id": lead_id,
-                "good": e.good,
-                "at": e.at,
-                "reason": e.reason,
-                "source": source,
-                "note": e.note,
-                "actor": actor,
-                "imported_at": now,
-            }
-        )
-    inserted = iter(store.add_many(rows))
-    return [r or ("imported" if next(inserted) else "already") for r in results]
+    """``store_outcomes``, each entry's result as text: its status, or what is wrong."""
+    return [s.error or s.status for s in store_outcomes(conn, entries, source, actor, now)]
 
 
 def _column(header: Sequence[str], given: str | None, defaults: Iterable[str], what: str) -> str:
@@ -181,17 +293,19 @@ def import_outcomes(
     date_column: str | None = None,
     actor: str = "import",
 ) -> ImportReport:
-    """Import an outcomes CSV (lead id or email, outcome, date, reason, note).
+    """Import an outcomes CSV (lead id or email, outcome, date, reason, note), gzip or
+    not, UTF-8.
 
     Columns default to the first of lead_id/mql_id/id/email, converted/outcome/won,
     converted_at/outcome_at/won_date/won_at/date/at, reason and note. A header
-    without them raises ValueError; each bad row is reported with its line.
+    without them (or naming a column twice), or a file that is not UTF-8, raises
+    ValueError naming the file; each bad row is reported with its line. Rows for the
+    same lead and date that contradict each other are warned about (``warnings``,
+    naming the line contradicted): the last one is kept.
     """
     report = ImportReport()
     checked: list[tuple[int, OutcomeEntry]] = []
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = list(reader.fieldnames or [])
+    with outcome_csv(path) as (header, rows):
         try:
             who_col = _column(header, id_column, (*ID_COLUMNS, "lead", "Email"), "lead id")
             value_col = _column(header, outcome_column, ("outcome", *OUTCOME_COLUMNS), "outcome")
@@ -200,12 +314,12 @@ def import_outcomes(
             raise ValueError(f"{path}: {exc}") from None
         reason_col = next((c for c in REASON_COLUMNS if c in header), None)
         note_col = next((c for c in NOTE_COLUMNS if c in header), None)
-        for row in reader:
+        for line, row in rows:
             report.read += 1
             try:
                 checked.append(
                     (
-                        reader.line_num,
+                        line,
                         entry(
                             row.get(who_col),
                             row.get(value_col),
@@ -217,15 +331,24 @@ def import_outcomes(
                     )
                 )
             except ValueError as exc:
-                report.errors.append(RowError(str(path), reader.line_num, str(exc)))
-    results = save_outcomes(conn, [e for _, e in checked], "import", actor, now)
-    for (line, _), result in zip(checked, results, strict=True):
-        if result == "imported":
-            report.imported += 1
-        elif result == "already":
-            report.already += 1
-        else:
-            report.errors.append(RowError(str(path), line, result))
+                report.errors.append(RowError(str(path), line, str(exc)))
+    entries = [e for _, e in checked]
+    results = store_outcomes(conn, entries, "import", actor, now)
+    for (line, e), saved in zip(checked, results, strict=True):
+        if saved.error is not None:
+            report.errors.append(RowError(str(path), line, saved.error))
+            continue
+        setattr(report, saved.status, getattr(report, saved.status) + 1)
+        if saved.contradicts is not None:
+            earlier_line, earlier = checked[saved.contradicts]
+            message = contradiction(
+                e.who,
+                e.at,
+                said(*_content(e)),
+                earlier_line,
+                said(*_content(earlier)),
+            )
+            report.warnings.append(RowError(str(path), line, message))
     report.errors.sort(key=lambda e: e.line)
     return report
 
@@ -281,6 +404,8 @@ class FileOutcomes:
     errors: list[RowError] = field(default_factory=list)
     unlisted_bad: bool = False  # an outcomes file that lists only the good leads
     column: str | None = None  # the leads file's column the outcomes came from
+    # Rows that contradict an earlier row for the same lead (and date): the last wins.
+    warnings: list[RowError] = field(default_factory=list)
 
 
 def file_outcomes(
@@ -289,22 +414,27 @@ def file_outcomes(
     leads: Path | None,
     mapping: SourceMapping | None,
 ) -> FileOutcomes:
-    """``outcome``: an outcomes CSV (a path that exists) or a column of the leads file
-    (the mapping's outcome column, read with the leads, or any other column)."""
+    """``outcome``: an outcomes CSV (a path that exists; gzip or not) or a column of the
+    leads file (the mapping's outcome column, read with the leads, or any other column).
+    Rows that contradict an earlier one for the same lead (and date) are in ``warnings``;
+    the last one wins."""
     path = Path(outcome)
     if path.is_file():
-        records_ = read_outcome_records(path)
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            header = next(csv.reader(f), [])
-        listed_only = not any(c in header for c in OUTCOME_COLUMNS)
-        return FileOutcomes(records_, unlisted_bad=listed_only)
+        read = read_outcome_file(path)
+        return FileOutcomes(
+            read.outcomes,
+            unlisted_bad=not read.has_outcome_column,
+            warnings=read.contradictions,
+        )
     found = FileOutcomes(column=outcome)
     if mapping is not None and mapping.outcome is not None and mapping.outcome.column == outcome:
         found.outcomes = {k: Outcome(k, good) for k, good in loaded.outcomes.items()}
+        found.warnings = list(loaded.outcome_conflicts)
         return found
     if leads is None:
         raise ValueError(f"--outcome {outcome}: no such file, and no --leads to find a column in")
     source, seen = str(leads), False
+    lines: dict[str, int] = {}
     for item in records(leads, detect_format(leads), source):
         if isinstance(item, RowError):
             found.errors.append(item)
@@ -321,9 +451,16 @@ def file_outcomes(
         if not lead_id.strip():
             continue
         try:
-            found.outcomes[lead_id] = Outcome(lead_id, parse_good(value, outcome))
+            good = parse_good(value, outcome)
         except ValueError as exc:
             found.errors.append(RowError(source, line, str(exc)))
+            continue
+        held = found.outcomes.get(lead_id)
+        if held is not None and held.good != good:
+            message = contradiction(lead_id, None, said(good), lines[lead_id], said(held.good))
+            found.warnings.append(RowError(source, line, message))
+        found.outcomes[lead_id] = Outcome(lead_id, good)
+        lines[lead_id] = line
     if not seen:
         raise ValueError(f"--outcome {outcome}: not a file, nor a column of {leads}")
     return found
@@ -332,13 +469,14 @@ def file_outcomes(
 def file_examples(
     model: ScoringModel, loaded: Loaded, found: FileOutcomes, end: datetime
 ) -> list[Example]:
-    """Examples from files; a leads-file outcome column never reaches the attributes."""
+    """Examples from files; a leads-file outcome column never reaches the attributes.
+    Outcomes of leads the files do not hold are left out (``outcomes_in_history`` names
+    them, for a warning)."""
     leads = loaded.inputs.leads
     if found.column is not None:
         leads = {
             k: Lead(k, {a: v for a, v in lead.attributes.items() if a != found.column})
             for k, lead in leads.items()
         }
-    return list(
-        examples(model, leads, loaded.inputs.events, found.outcomes, end, found.unlisted_bad)
-    )
+    known, _ = outcomes_in_history(found.outcomes, loaded.inputs)
+    return list(examples(model, leads, loaded.inputs.events, known, end, found.unlisted_bad))

@@ -1,5 +1,8 @@
 """Reads and writes of outcomes (imported or posted) and of the dispositions that say
-something about a lead's quality, on the caller's connection."""
+something about a lead's quality, on the caller's connection.
+
+One outcome per lead, source and time (``UNIQUE_KEY``): storing it again with another
+outcome, reason or note replaces the stored one (``put``)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 
 from leadgate.domain.outcomes import BAD_DISPOSITIONS, GOOD_DISPOSITIONS
 from leadgate.store import tables as t
@@ -48,10 +51,28 @@ class OutcomeStore:
         self.conn = conn
 
     def add_many(self, rows: Sequence[Mapping[str, Any]]) -> list[bool]:
-        """Insert outcomes (column -> value), skipping any whose lead, source and time are
-        already stored; for each row, whether it went in."""
+        """Insert outcomes (column -> value), skipping (not replacing) any whose lead,
+        source and time are already stored; for each row, whether it went in. Imports
+        use ``put``."""
         stmt = insert_ignore(self.conn, t.outcomes, UNIQUE_KEY).returning(t.outcomes.c.id)
         return [self.conn.execute(stmt.values(dict(row))).first() is not None for row in rows]
+
+    def put(self, row: Mapping[str, Any]) -> str:
+        """Store one outcome (column -> value): "imported" when its lead, source and time
+        are new; "already" when they are stored with the same outcome, reason and note;
+        "updated" when they are stored with another (the stored one is replaced, and
+        takes this row's actor and import time)."""
+        c = t.outcomes.c
+        stmt = insert_ignore(self.conn, t.outcomes, UNIQUE_KEY).returning(c.id)
+        if self.conn.execute(stmt.values(dict(row))).first() is not None:
+            return "imported"
+        same_key = (c.lead_id == row["lead_id"]) & (c.source == row["source"]) & (c.at == row["at"])
+        held = self.conn.execute(select(c.id, c.good, c.reason, c.note).where(same_key)).one()
+        if (held.good, held.reason, held.note) == (row["good"], row["reason"], row["note"]):
+            return "already"
+        changed = {k: row[k] for k in ("good", "reason", "note", "actor", "imported_at")}
+        self.conn.execute(update(t.outcomes).where(c.id == held.id).values(changed))
+        return "updated"
 
     def listing(
         self, lead_id: str | None = None, source: str | None = None, limit: int = 100
