@@ -313,8 +313,9 @@ outbox = Table(
 
 # Outcomes known from outside the handover flow: imported files and the API
 # (services/outcomes.py). Dispositions stay in their own table. ``at`` is when the
-# outcome became known; learning only uses what was known strictly before it. A
-# re-import of the same lead, source and date adds nothing. No foreign key to
+# outcome became known; learning only uses what was known strictly before it. One
+# row per lead, source and date: a re-import adds nothing, a correction replaces it.
+# No foreign key to
 # ``leads`` (as ``outbox``): the lead_id column is enough for export and erasure.
 outcomes = Table(
     "outcomes",
