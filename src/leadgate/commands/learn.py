@@ -45,6 +45,7 @@ from leadgate.services.learning import (
     fmt,
     labelled_examples,
     learn,
+    unknown_note,
 )
 
 
@@ -96,15 +97,19 @@ def learn_command(
     ] = None,
     penalty: Annotated[str, typer.Option("--penalty", help="l2 (default) or l1.")] = "l2",
     pairs: Annotated[
-        int, typer.Option("--pairs", help="Try pairs of the N strongest attribute rules.")
+        int,
+        typer.Option("--pairs", min=0, help="Try pairs of the N strongest attribute rules."),
     ] = 25,
     min_support: Annotated[
-        int, typer.Option("--min-support", help="Leads needed on each side of a learned rule.")
+        int,
+        typer.Option("--min-support", min=1, help="Leads needed on each side of a learned rule."),
     ] = 30,
     min_points: Annotated[
         int,
         typer.Option(
-            "--min-points", help="Leave out learned rules worth fewer points (a shorter file)."
+            "--min-points",
+            min=0,
+            help="Leave out learned rules worth fewer points (a shorter file).",
         ),
     ] = 1,
     decide_within: Annotated[
@@ -157,6 +162,8 @@ def learn_command(
             labelled = labelled_examples(scoring_model, loaded, outcome, post_outcome, within)
         except (ValueError, OSError) as exc:
             raise fail(str(exc)) from None
+        if note := unknown_note(labelled.unknown):
+            err.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
         examples, post_outcome, source = (
             labelled.examples,
             list(labelled.post_outcome),
@@ -219,9 +226,11 @@ def _print_report(result: LearnResult, source: str, out_file: Path) -> None:
     for name, why in fs.skipped.items():
         out.print(f"not used: {name}: {why}", highlight=False)
     cal = r.calibration
+    below = r.choice.mql_below_floor
+    floored = "" if below is None else f" (raised from {below:.0f}: never below 0)"
     out.print(
         f"draft: {len(r.draft.rules)} rules, {len(r.draft.fit)} fit rules "
-        f"({r.rules_written} learned); MQL at {r.draft.thresholds.mql:g}, SQL at "
+        f"({r.rules_written} learned); MQL at {r.draft.thresholds.mql:g}{floored}, SQL at "
         f"{r.draft.thresholds.sql:g} ({r.choice.note}); probability = 1 / (1 + exp(-("
         f"{cal.slope:.4g} * score + {cal.intercept:.4g})))",
         highlight=False,
@@ -271,4 +280,6 @@ def _print_report(result: LearnResult, source: str, out_file: Path) -> None:
         "strongest rules: " + ", ".join(f"{x.id} {x.points:+g}" for x in strongest),
         highlight=False,
     )
+    for warning in r.warnings:
+        out.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     out.print(f"[green]wrote[/green] {out_file} (check it: leadgate model check {out_file})")

@@ -12,6 +12,10 @@ Three kinds, all read from an ``Example`` (so none can look past the outcome):
   values with enough support, ``field exists`` when missing answers are common, and a
   few ``field >= x`` steps for numbers.
 
+Personal data: names, email addresses, phone numbers and street addresses say who a
+lead is, not how likely they are to buy; they are never features (``personal`` says
+which), even when named in ``attributes``. Cities, countries and post codes may be.
+
 Leakage guard: attributes known only after the outcome (the mapping's ``post_outcome``
 columns, the outcome column, and any the user lists) are never used. Asking for one by
 name raises ``LeakageError`` naming it.
@@ -89,6 +93,47 @@ class FeatureSet:
         return sorted(seen)
 
 
+# Attributes that identify or contact a person: never features (compared normalised,
+# after a leading contact_, lead_, person_ or customer_).
+PERSONAL: dict[str, frozenset[str]] = {
+    "a personal name": frozenset(
+        {
+            "name", "full_name", "fullname", "first_name", "firstname", "fname", "given_name",
+            "last_name", "lastname", "lname", "surname", "family_name", "middle_name",
+            "display_name", "nickname",
+        }
+    ),
+    "an email address": frozenset(
+        {"email", "e_mail", "email_address", "work_email", "personal_email"}
+    ),
+    "a phone number": frozenset(
+        {
+            "phone", "phone_number", "phone_no", "telephone", "tel", "mobile", "mobile_phone",
+            "mobile_number", "cell_phone", "home_phone", "work_phone", "fax",
+            "whatsapp",
+        }
+    ),
+    "a street address": frozenset(
+        {
+            "street", "street_address", "address", "address_line", "address_line_1",
+            "address_line_2", "address_line1", "address_line2", "address1", "address2",
+            "home_address", "postal_address", "mailing_address", "house_number",
+        }
+    ),
+}  # fmt: skip
+_PREFIXES = ("contact_", "lead_", "person_", "customer_")
+
+
+def personal(name: str) -> str | None:
+    """What kind of personal data an attribute holds (by its name), or None."""
+    key = normalise(name)
+    for prefix in _PREFIXES:
+        if key.startswith(prefix) and key != prefix.rstrip("_"):
+            key = key.removeprefix(prefix)
+            break
+    return next((why for why, names in PERSONAL.items() if key in names), None)
+
+
 def check_leakage(requested: Iterable[str], post_outcome: Iterable[str]) -> None:
     """Raise LeakageError naming every requested attribute that is post-outcome."""
     banned = {normalise(n) for n in post_outcome}
@@ -116,8 +161,8 @@ def build_features(
     """Rule, fit and candidate features from (training) examples.
 
     ``attributes``: the attributes to propose fit rules from (default: every attribute
-    the leads carry, except identifiers and post-outcome ones). Naming a post-outcome
-    attribute raises LeakageError.
+    the leads carry, except identifiers, personal data and post-outcome ones). Naming a
+    post-outcome attribute raises LeakageError; personal data is skipped, named or not.
     """
     post = list(post_outcome)
     if attributes is not None:
@@ -140,6 +185,9 @@ def build_features(
     existing = {_key(f) for f in model.fit if len(f.where) == 1}
     for name in names:
         if normalise(name) in banned:
+            continue
+        if kind := personal(name):
+            skipped[name] = kind
             continue
         values = [ex.breakdown.attributes.get(name) for ex in examples]
         proposed, why = _candidates(name, values, model, min_support)

@@ -10,7 +10,9 @@
 4. ``calibrate``: Platt scaling on the draft's integer score (score -> probability).
 5. ``choose_thresholds``: the SQL threshold for a stated ``Target``; the MQL threshold
    where the precision of leads scoring at least it reaches half-way from the base rate
-   to the precision at the SQL threshold.
+   to the precision at the SQL threshold, never below ``floor`` (0 when the base model's
+   thresholds are not negative: a lead whose evidence adds up to less than nothing is
+   not marketing-qualified).
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ class ThresholdChoice:
     sql_precision: float | None  # on the training data
     sql_handovers: int
     note: str
+    mql_below_floor: float | None = None  # the MQL threshold before it rose to the floor
 
 
 def _precision(selected: np.ndarray, good: np.ndarray) -> float | None:
@@ -172,13 +175,15 @@ def choose_thresholds(
     target: Target,
     weeks: float | None = None,
     scale_up: float = 1.0,
+    floor: float | None = None,
 ) -> ThresholdChoice:
     """Thresholds on training scores.
 
     ``eligible``: leads that would be SQL at a high enough score (an intent action in the
     window, not disqualified); ``qualified``: not disqualified (MQL needs no intent).
     ``top:N`` needs ``weeks``, the span of the training history; ``scale_up`` turns
-    training counts into counts for all leads (1 / the training share).
+    training counts into counts for all leads (1 / the training share). ``floor``: the
+    lowest MQL threshold allowed (the SQL threshold rises with it).
     """
     scarce = not eligible.any()
     if scarce:  # no intent action anywhere: the SQL threshold is read on scores alone
@@ -225,13 +230,16 @@ def choose_thresholds(
         if p is not None and p >= goal:
             mql = t
             break
+    below = None
+    if floor is not None and mql < floor:
+        below, mql = mql, floor
     if mql > sql:  # an SQL is at least an MQL: the SQL threshold rises to the MQL one
         sql = mql
         note += ", raised to the MQL threshold"
     if scarce:
         note += " (no training lead has an intent action: read on scores alone)"
     handed = eligible & (scores >= sql)
-    return ThresholdChoice(mql, sql, _precision(handed, good), int(handed.sum()), note)
+    return ThresholdChoice(mql, sql, _precision(handed, good), int(handed.sum()), note, below)
 
 
 # -- the draft model file --------------------------------------------------------------
@@ -348,7 +356,11 @@ def _simple(value: object) -> bool:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Block style, with short leaves inline: ``cap: {total: 20}``, ``in: [a, b]``."""
+    """Block style, with short leaves inline: ``cap: {total: 20}``, ``in: [a, b]``; a
+    list two rules share (a pair's part) is written out twice, not as an anchor."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:

@@ -49,7 +49,12 @@ from leadgate.learning.scorecard import (
     scorecard_points,
     set_thresholds,
 )
-from leadgate.services.sources import Loaded, read_outcome_records
+from leadgate.services.sources import (
+    Loaded,
+    outcomes_in_history,
+    read_outcome_records,
+    shown,
+)
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,18 @@ class Labelled:
     post_outcome: tuple[str, ...]  # never features: the mapping's, the outcome column, --exclude
     outcome_from: str
     days_to_good: float | None = None  # median, first event to a dated good outcome
+    unknown: tuple[str, ...] = ()  # outcomes naming a lead the leads and events do not hold
+
+
+def unknown_note(unknown: Sequence[str]) -> str | None:
+    """The warning for outcomes naming leads not in the history (left out), or None;
+    worded as ``leadgate outcomes`` words it."""
+    if not unknown:
+        return None
+    n = len(unknown)
+    some = ", ".join(shown(u, 40) for u in sorted(unknown)[:3]) + (", ..." if n > 3 else "")
+    names = "outcome names a lead" if n == 1 else "outcomes name leads"
+    return f"{n:,} {names} not in the history ({some}); left out"
 
 
 def outcomes_for(
@@ -104,15 +121,15 @@ def labelled_examples(
     ``decide_within``: take each lead's features no later than this long after its first
     event (the decision time), even when the outcome came later.
     """
-    outcomes, unlisted_bad, banned, what = outcomes_for(loaded, outcome, post_outcome)
+    listed, unlisted_bad, banned, what = outcomes_for(loaded, outcome, post_outcome)
     inputs = loaded.inputs
+    # An outcome for a lead the files do not hold says nothing: left out, and counted.
+    outcomes, unknown = outcomes_in_history(listed, inputs)
     end = inputs.latest or datetime.now(UTC)
     ids = set(outcomes) | (set(inputs.leads) | set(inputs.events) if unlisted_bad else set())
     out: list[Example] = []
     waits: list[float] = []
-    for lead_id in sorted(ids):
-        if lead_id not in inputs.leads and lead_id not in inputs.events:
-            continue  # an outcome for a lead the files do not hold
+    for lead_id in sorted(ids):  # sorted: the split must not depend on set order
         known = outcomes.get(lead_id) or Outcome(lead_id, False, None, None, "unlisted")
         events = inputs.events.get(lead_id, [])
         lead_end = end
@@ -124,7 +141,7 @@ def labelled_examples(
             first = min(e.timestamp for e in events)
             waits.append((known.at - first).total_seconds() / 86400)
     median = float(np.median(waits)) if waits else None
-    return Labelled(out, tuple(banned), what, median)
+    return Labelled(out, tuple(banned), what, median, tuple(unknown))
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,7 @@ class LearnResult:
     volume: AtVolume  # leads scoring at least the base SQL threshold (not disqualified)
     handovers: AtVolume  # the same, with an intent action: the SQL handovers
     rules_written: int
+    warnings: tuple[str, ...] = ()  # e.g. the draft ranks worse than the base model
 
 
 def _arrays(examples: Sequence[Example]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -261,6 +279,7 @@ def learn(
         settings.target,
         _weeks(train) if settings.target.kind == "top" else None,
         scale_up,
+        floor=mql_floor(model),
     )
     set_thresholds(doc, choice, calibration)
     # Each draft its own version: a digest of what it says (model draft refuses a
@@ -320,6 +339,14 @@ def learn(
     volume = at_volume(base_test, model.thresholds.sql, test_scores, y_test, qualified_te)
     handovers = at_volume(base_test, model.thresholds.sql, test_scores, y_test, eligible_te)
     written = sum(1 for r in draft.fit if r.id not in {f.id for f in model.fit})
+    warnings: list[str] = []
+    base_auc, learned_auc = metrics[0].auc, metrics[1].auc
+    if learned_auc < base_auc:  # False when either is NaN
+        warnings.append(
+            f"the draft ranks the held-out leads worse than the base model (AUC "
+            f"{learned_auc:.3f} against {base_auc:.3f}): do not publish it as is; keep the "
+            "base model, or try other attributes, more outcomes or --pairs 0"
+        )
     return LearnResult(
         text,
         draft,
@@ -335,7 +362,14 @@ def learn(
         volume,
         handovers,
         written,
+        tuple(warnings),
     )
+
+
+def mql_floor(model: ScoringModel) -> float | None:
+    """The lowest MQL threshold a draft may get: 0 when the base model's thresholds are not
+    negative (a lead whose evidence adds up to less than nothing is not an MQL)."""
+    return 0.0 if min(model.thresholds.mql, model.thresholds.sql) >= 0 else None
 
 
 def _header(model: ScoringModel, settings: Settings, choice: ThresholdChoice, n: int) -> list[str]:
@@ -350,7 +384,8 @@ def _header(model: ScoringModel, settings: Settings, choice: ThresholdChoice, n:
         "fit rules after the base model's are learned from the leads' attributes.",
         f"SQL threshold: {choice.note} (target {settings.target}).",
         "MQL threshold: the lowest score whose leads' precision reaches half-way from the",
-        "base rate to the precision at the SQL threshold.",
+        "base rate to the precision at the SQL threshold"
+        + (", never below 0." if mql_floor(model) is not None else "."),
         "calibration: probability of a good outcome = 1 / (1 + exp(-(slope * score + intercept))).",
         "A draft: backtest it before publishing.",
     ]
