@@ -144,20 +144,7 @@ def outcomes_list(
     finally:
         engine.dispose()
     if as_json:
-        items = [
-            {
-                "id": o.id,
-                "lead_id": o.lead_id,
-                "good": o.good,
-                "at": o.at.isoformat(),
-                "reason": o.reason,
-                "source": o.source,
-                "note": o.note,
-                "actor": o.actor,
-                "imported_at": o.imported_at.isoformat(),
-            }
-            for o in rows
-        ]
+        items = [o.document() for o in rows]
         typer.echo(json.dumps({"items": items, "leads_with_outcome": known}, indent=2))
         return
     if not rows:

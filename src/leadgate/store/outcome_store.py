@@ -33,6 +33,20 @@ class StoredOutcome:
     actor: str
     imported_at: datetime
 
+    def document(self) -> dict[str, Any]:
+        """As JSON-ready data (the API's and ``outcomes list --json``'s items)."""
+        return {
+            "id": self.id,
+            "lead_id": self.lead_id,
+            "good": self.good,
+            "at": self.at.isoformat(),
+            "reason": self.reason,
+            "source": self.source,
+            "note": self.note,
+            "actor": self.actor,
+            "imported_at": self.imported_at.isoformat(),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class DecisiveDisposition:

@@ -29,7 +29,7 @@ from leadgate.services.outcomes import (
     store_outcomes,
 )
 from leadgate.services.sources import contradiction, said, shown
-from leadgate.store.outcome_store import OUTCOME_SOURCES, OutcomeStore, StoredOutcome
+from leadgate.store.outcome_store import OUTCOME_SOURCES, OutcomeStore
 from leadgate.store.repository import Repository
 from leadgate.web.http import ApiError, parse_json, read_body
 from leadgate.web.service import Service
@@ -102,7 +102,7 @@ def router(service: Service) -> APIRouter:
                 lambda repo: OutcomeStore(repo.conn).listing(lead_id, source, limit)
             )
         )
-        return JSONResponse({"items": [_document(o) for o in rows]})
+        return JSONResponse({"items": [o.document() for o in rows]})
 
     @api.get("/api/rules/report")
     async def rules_report(request: Request) -> JSONResponse:
@@ -155,17 +155,3 @@ def _entry(item: Any, now: datetime) -> OutcomeEntry:
         who, item.get("outcome"), item.get("at"), now, item.get("reason"), item.get("note")
     )
     return replace(checked, actor=(actor or "").strip() or None)
-
-
-def _document(o: StoredOutcome) -> dict[str, Any]:
-    return {
-        "id": o.id,
-        "lead_id": o.lead_id,
-        "good": o.good,
-        "at": o.at.isoformat(),
-        "reason": o.reason,
-        "source": o.source,
-        "note": o.note,
-        "actor": o.actor,
-        "imported_at": o.imported_at.isoformat(),
-    }
