@@ -587,3 +587,18 @@ def test_a_list_two_rules_share_is_written_out_not_as_a_yaml_anchor() -> None:
     assert "&" not in text and "*" not in text
     assert text.count("[social, email]") == 2
     assert yaml.safe_load(text)["fit"][1]["where"]["origin"]["in"] == channels
+
+
+def test_an_outcome_file_means_listed_good_only_without_an_outcome_column(tmp_path: Path) -> None:
+    from leadgate.services.learning import outcomes_for
+    from leadgate.services.sources import Loaded
+
+    with_column = tmp_path / "wins.csv"
+    with_column.write_text("lead_id,outcome,date\nL1,won,2026-03-01\nL2,won,2026-03-02\n")
+    listed = tmp_path / "deals.csv"
+    listed.write_text("lead_id,won_date\nL1,2026-03-01\n")
+    outcomes, unlisted_bad, _, what = outcomes_for(Loaded(), str(with_column), ())
+    assert (sorted(outcomes), unlisted_bad, what) == (["L1", "L2"], False, "wins.csv (its outcome)")
+    outcomes, unlisted_bad, _, what = outcomes_for(Loaded(), str(listed), ())
+    assert (sorted(outcomes), unlisted_bad) == (["L1"], True)
+    assert what == "deals.csv (listed = good, unlisted = bad)"

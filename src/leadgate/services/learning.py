@@ -52,7 +52,7 @@ from leadgate.learning.scorecard import (
 from leadgate.services.sources import (
     Loaded,
     outcomes_in_history,
-    read_outcome_records,
+    read_outcome_file,
     shown,
 )
 
@@ -82,15 +82,16 @@ def outcomes_for(
 ) -> tuple[dict[str, Outcome], bool, tuple[str, ...], str]:
     """Outcomes from a file (if ``outcome`` is one) or from a column of the leads.
 
-    Returns the outcomes, whether unlisted leads count as bad (a file that lists only
-    good outcomes, like a closed-deals file), the post-outcome names and a description.
+    Returns the outcomes, whether unlisted leads count as bad (a file without an outcome
+    column, like a closed-deals file: listed = good; the same rule as ``rules report``),
+    the post-outcome names and a description.
     """
     path = Path(outcome)
     if path.is_file():
-        records = read_outcome_records(path)
-        only_good = bool(records) and all(o.good for o in records.values())
-        what = f"{path.name} ({'listed = good, unlisted = bad' if only_good else 'its outcome'})"
-        return records, only_good, tuple(post_outcome), what
+        read = read_outcome_file(path)
+        listed = not read.has_outcome_column
+        what = f"{path.name} ({'listed = good, unlisted = bad' if listed else 'its outcome'})"
+        return read.outcomes, listed, tuple(post_outcome), what
     banned = (*post_outcome, outcome)
     if loaded.outcomes:  # the mapping's outcome column
         return (
