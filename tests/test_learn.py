@@ -602,3 +602,14 @@ def test_an_outcome_file_means_listed_good_only_without_an_outcome_column(tmp_pa
     outcomes, unlisted_bad, _, what = outcomes_for(Loaded(), str(listed), ())
     assert (sorted(outcomes), unlisted_bad) == (["L1"], True)
     assert what == "deals.csv (listed = good, unlisted = bad)"
+
+
+@pytest.mark.parametrize("good", [0, 1, 9])
+def test_too_few_good_or_bad_outcomes_are_refused(world: list[Example], good: int) -> None:
+    from dataclasses import replace
+
+    model = load_model(BASE)
+    bad = [replace(e, good=False) for e in world]
+    few = [replace(e, good=True) for e in bad[:good]] + bad[good:]
+    with pytest.raises(ValueError, match=f"{good} good: need at least 10 good and 10 bad"):
+        learn(model, BASE, few, Settings(seed=1, min_support=20))

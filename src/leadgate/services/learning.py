@@ -77,6 +77,9 @@ def unknown_note(unknown: Sequence[str]) -> str | None:
     return f"{n:,} {names} not in the history ({some}); left out"
 
 
+MIN_EACH = 10  # fewest good, and bad, outcomes to learn from (a few say nothing)
+
+
 def outcomes_for(
     loaded: Loaded, outcome: str, post_outcome: Sequence[str]
 ) -> tuple[dict[str, Outcome], bool, tuple[str, ...], str]:
@@ -223,10 +226,11 @@ def learn(
 ) -> LearnResult:
     """Learn a draft from ``examples`` (see the module docstring)."""
     good_all = np.array([e.good for e in examples], dtype=bool)
-    if len(examples) < 20 or good_all.all() or not good_all.any():
+    good, bad = int(good_all.sum()), int((~good_all).sum())
+    if min(good, bad) < MIN_EACH:
         raise ValueError(
-            f"{len(examples)} leads with outcomes, {int(good_all.sum())} good: "
-            "need at least 20, with good and bad outcomes"
+            f"{len(examples)} leads with outcomes, {good} good: "
+            f"need at least {MIN_EACH} good and {MIN_EACH} bad outcomes to learn from"
         )
     index = np.arange(len(examples))
     train_i, test_i = train_test_split(
