@@ -49,12 +49,8 @@ from leadgate.learning.scorecard import (
     scorecard_points,
     set_thresholds,
 )
-from leadgate.services.sources import (
-    Loaded,
-    outcomes_in_history,
-    read_outcome_file,
-    shown,
-)
+from leadgate.services.outcomes import file_outcomes
+from leadgate.services.sources import Loaded, outcomes_in_history, shown
 
 
 @dataclass(frozen=True)
@@ -90,9 +86,9 @@ def outcomes_for(
     the post-outcome names and a description.
     """
     path = Path(outcome)
-    if path.is_file():
-        read = read_outcome_file(path)
-        listed = not read.has_outcome_column
+    if path.is_file():  # read as rules report and backtest read it
+        read = file_outcomes(outcome, loaded, None, None)
+        listed = read.unlisted_bad
         what = f"{path.name} ({'listed = good, unlisted = bad' if listed else 'its outcome'})"
         return read.outcomes, listed, tuple(post_outcome), what
     banned = (*post_outcome, outcome)
